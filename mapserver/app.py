@@ -1,0 +1,47 @@
+"""``create_app()``: settings, catalog, blueprints, one error map, CORS on every response."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, redirect
+
+from mapserver.catalog.loader import load_catalog
+from mapserver.output import OutputStore
+from mapserver.rest.context import AppState
+from mapserver.rest.errors import register_error_handlers
+from mapserver.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = 16 * 1024 * 1024
+    catalog = load_catalog(list(settings.service_dirs), settings.data_dir)
+    for problem in catalog.problems:
+        log.error("service not loaded: %s", problem)
+    app.extensions["mapserver"] = AppState(
+        settings=settings, catalog=catalog,
+        outputs=OutputStore(settings.output_dir, settings.output_max_age))
+
+    # importing registers the operations with the dispatcher
+    from mapserver.rest import export as export_views
+    from mapserver.rest import services as service_views
+
+    app.register_blueprint(service_views.bp)
+    app.register_blueprint(export_views.bp)
+    register_error_handlers(app)
+
+    @app.after_request
+    def _cors(resp: Response) -> Response:
+        resp.headers["Access-Control-Allow-Origin"] = "*"
+        resp.headers.setdefault("Access-Control-Allow-Headers", "Content-Type")
+        return resp
+
+    @app.route("/")
+    def _home() -> Response:
+        return redirect("/arcgis/rest/services")
+
+    return app

@@ -1,0 +1,500 @@
+"""Load service definition files (``services/**/*.json``) into an immutable :class:`Catalog`.
+
+Every field is validated here, once, with errors that name the file and the field. A bad file is
+reported and skipped; it never takes the other services down. Data sources are opened here too,
+so extents, fields and time extents come from the real data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+import shapely
+from matplotlib.colors import LinearSegmentedColormap
+
+from mapserver.catalog.model import Catalog, LabelClass, Layer, RasterStyle, Service, TimeInfo
+from mapserver.errors import InvalidParameter, ServiceDefinitionError
+from mapserver.geo.sr import SpatialRef, parse_sr, transformer
+from mapserver.render.style import StyleError, parse_color, parse_renderer
+from mapserver.sources.features import FeatureTable
+from mapserver.sources.rasters import RESAMPLING, RasterSource
+
+log = logging.getLogger(__name__)
+
+TIME_UNITS = {"esriTimeUnitsMilliseconds", "esriTimeUnitsSeconds", "esriTimeUnitsMinutes",
+              "esriTimeUnitsHours", "esriTimeUnitsDays", "esriTimeUnitsWeeks",
+              "esriTimeUnitsMonths", "esriTimeUnitsYears", "esriTimeUnitsDecades",
+              "esriTimeUnitsCenturies", "esriTimeUnitsUnknown"}
+
+
+def load_catalog(service_dirs: list[Path], data_dir: Path) -> Catalog:
+    """Load every ``*.json`` under each services folder; sub-folders are ArcGIS folders."""
+    services: dict[str, Service] = {}
+    folders: set[str] = set()
+    problems: list[str] = []
+    for root in service_dirs:
+        if not root.is_dir():
+            problems.append(f"{root}: services folder does not exist")
+            continue
+        for path in sorted(root.rglob("*.json")):
+            rel = path.relative_to(root).with_suffix("")
+            if any(part.startswith((".", "_")) for part in rel.parts):
+                continue
+            name = "/".join(rel.parts)
+            if len(rel.parts) > 2:
+                problems.append(f"{path}: folders may only be one level deep")
+                continue
+            try:
+                svc = load_service(path, name, data_dir)
+            except ServiceDefinitionError as exc:
+                log.error("service definition rejected: %s", exc)
+                problems.append(str(exc))
+                continue
+            if name in services:
+                problems.append(f"{path}: duplicate service name {name!r}")
+                continue
+            services[name] = svc
+            if len(rel.parts) == 2:
+                folders.add(rel.parts[0])
+    return Catalog(services=services, folders=tuple(sorted(folders)), problems=tuple(problems))
+
+
+class _Ctx:
+    """Carries the file path so every check can name it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, fieldname: str, problem: str) -> ServiceDefinitionError:
+        return ServiceDefinitionError(str(self.path), fieldname, problem)
+
+    def get(self, obj: Mapping, key: str, where: str, types: type | tuple, default: Any = None,
+            required: bool = False) -> Any:
+        if key not in obj or obj[key] is None:
+            if required:
+                raise self.fail(f"{where}{key}", "is required")
+            return default
+        v = obj[key]
+        if isinstance(v, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+            raise self.fail(f"{where}{key}", f"must be {_tname(types)}")
+        if not isinstance(v, types):
+            raise self.fail(f"{where}{key}", f"must be {_tname(types)}")
+        return v
+
+
+def _tname(types: type | tuple) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+             list: "a list", dict: "an object"}
+    ts = types if isinstance(types, tuple) else (types,)
+    return " or ".join(names.get(t, t.__name__) for t in ts)
+
+
+def load_service(path: Path, name: str, data_dir: Path) -> Service:
+    ctx = _Ctx(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ctx.fail("(file)", f"cannot be read: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise ctx.fail("(file)", f"is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
+    if not isinstance(doc, dict):
+        raise ctx.fail("(file)", "must hold a JSON object")
+    layer_docs = ctx.get(doc, "layers", "", list, required=True)
+    if not layer_docs:
+        raise ctx.fail("layers", "must list at least one layer")
+
+    layers: list[Layer] = []
+    seen: set[int] = set()
+    for i, ldoc in enumerate(layer_docs):
+        where = f"layers[{i}]."
+        if not isinstance(ldoc, dict):
+            raise ctx.fail(f"layers[{i}]", "must be an object")
+        layer = _load_layer(ctx, ldoc, where, path.parent, data_dir)
+        if layer.id in seen:
+            raise ctx.fail(f"{where}id", f"duplicate layer id {layer.id}")
+        seen.add(layer.id)
+        layers.append(layer)
+    layers = _link_groups(ctx, layers)
+
+    sr_value = doc.get("spatialReference")
+    if sr_value is None:
+        first = next((lyr.sr for lyr in layers if lyr.sr is not None), None)
+        if first is None:
+            raise ctx.fail("spatialReference", "is required when no layer has data")
+        sr = first
+    else:
+        try:
+            sr = parse_sr(sr_value)
+        except InvalidParameter as exc:
+            raise ctx.fail("spatialReference", "; ".join(exc.details) or exc.message) from exc
+
+    full = _full_extent(layers, sr)
+    initial = full
+    if doc.get("initialExtent") is not None:
+        initial = _extent(ctx, doc["initialExtent"], "initialExtent")
+    if doc.get("fullExtent") is not None:
+        full = _extent(ctx, doc["fullExtent"], "fullExtent")
+
+    limits = {}
+    for key, default in (("maxImageWidth", 4096), ("maxImageHeight", 4096),
+                         ("maxRecordCount", 1000)):
+        v = ctx.get(doc, key, "", int, default)
+        if v < 1:
+            raise ctx.fail(key, "must be at least 1")
+        limits[key] = v
+
+    times = [lyr.time_info for lyr in layers if lyr.time_info and lyr.time_info.extent]
+    svc_time = None
+    if times:
+        svc_time = TimeInfo(start_field="", end_field=None,
+                            extent=(min(t.extent[0] for t in times),
+                                    max(t.extent[1] for t in times)),
+                            interval=times[0].interval, interval_units=times[0].interval_units)
+
+    return Service(
+        name=name, path=str(path), sr=sr, layers=tuple(layers), full_extent=full,
+        initial_extent=initial,
+        description=ctx.get(doc, "description", "", str, ""),
+        service_description=ctx.get(doc, "serviceDescription", "", str, ""),
+        map_name=ctx.get(doc, "mapName", "", str, "Layers"),
+        copyright=ctx.get(doc, "copyrightText", "", str, ""),
+        max_image_width=limits["maxImageWidth"], max_image_height=limits["maxImageHeight"],
+        max_record_count=limits["maxRecordCount"], time_info=svc_time, source=doc)
+
+
+def _extent(ctx: _Ctx, value: Any, key: str) -> tuple[float, float, float, float]:
+    if isinstance(value, dict):
+        value = [value.get(k) for k in ("xmin", "ymin", "xmax", "ymax")]
+    if (not isinstance(value, list) or len(value) != 4
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)):
+        raise ctx.fail(key, "must be [xmin, ymin, xmax, ymax] or an envelope object")
+    xmin, ymin, xmax, ymax = (float(v) for v in value)
+    if xmin >= xmax or ymin >= ymax:
+        raise ctx.fail(key, "min must be less than max")
+    return (xmin, ymin, xmax, ymax)
+
+
+def _full_extent(layers: list[Layer], sr: SpatialRef) -> tuple[float, float, float, float]:
+    boxes = []
+    for lyr in layers:
+        b = lyr.native_bounds
+        if b is None or lyr.sr is None:
+            continue
+        boxes.append(project_bounds(b, lyr.sr, sr))
+    boxes = [b for b in boxes if b is not None]
+    if not boxes:
+        return (-180.0, -90.0, 180.0, 90.0) if sr.is_geographic else (0.0, 0.0, 1.0, 1.0)
+    arr = np.array(boxes)
+    return (float(arr[:, 0].min()), float(arr[:, 1].min()), float(arr[:, 2].max()),
+            float(arr[:, 3].max()))
+
+
+def project_bounds(b: tuple[float, float, float, float], src: SpatialRef,
+                   dst: SpatialRef) -> tuple[float, float, float, float] | None:
+    """Bounds of a box after projection (edges densified), clamped to the target's domain."""
+    if src == dst:
+        return b
+    xmin, ymin, xmax, ymax = b
+    if dst.is_web_mercator and src.is_geographic:
+        ymin, ymax = max(ymin, -85.0511287798), min(ymax, 85.0511287798)
+    t = np.linspace(0, 1, 21)
+    xs = np.concatenate([xmin + (xmax - xmin) * t, np.full(21, xmax),
+                         xmin + (xmax - xmin) * t, np.full(21, xmin)])
+    ys = np.concatenate([np.full(21, ymin), ymin + (ymax - ymin) * t, np.full(21, ymax),
+                         ymin + (ymax - ymin) * t])
+    tx, ty = transformer(src, dst).transform(xs, ys, errcheck=False)
+    ok = np.isfinite(tx) & np.isfinite(ty)
+    if not ok.any():
+        return None
+    return (float(tx[ok].min()), float(ty[ok].min()), float(tx[ok].max()), float(ty[ok].max()))
+
+
+def _resolve_source(ctx: _Ctx, value: str, where: str, def_dir: Path, data_dir: Path) -> str:
+    """``./x`` and ``../x`` are relative to the definition file; other relative paths to data/;
+    absolute paths and URLs (``/vsicurl/``, ``https://``) are passed to the reader as they are."""
+    if "://" in value or value.startswith("/vsi"):
+        return value
+    p = Path(value)
+    if not p.is_absolute():
+        p = (def_dir / p) if value.startswith(("./", "../")) else (data_dir / p)
+    if not p.exists():
+        raise ctx.fail(f"{where}source", f"file not found: {p}")
+    return str(p)
+
+
+def _load_layer(ctx: _Ctx, d: dict, where: str, def_dir: Path, data_dir: Path) -> Layer:
+    lid = ctx.get(d, "id", where, int, required=True)
+    if lid < 0:
+        raise ctx.fail(f"{where}id", "must be 0 or more")
+    name = ctx.get(d, "name", where, str, required=True)
+    kind = ctx.get(d, "type", where, str, "feature")
+    kind = {"feature layer": "feature", "raster layer": "raster",
+            "group layer": "group"}.get(kind.lower(), kind.lower())
+    if kind not in ("feature", "raster", "group"):
+        raise ctx.fail(f"{where}type", f"unknown layer type {d['type']!r} "
+                                       "(feature, raster or group)")
+    common = dict(
+        id=lid, name=name, kind=kind,
+        description=ctx.get(d, "description", where, str, ""),
+        copyright=ctx.get(d, "copyrightText", where, str, ""),
+        default_visibility=ctx.get(d, "defaultVisibility", where, bool, True),
+        min_scale=float(ctx.get(d, "minScale", where, (int, float), 0)),
+        max_scale=float(ctx.get(d, "maxScale", where, (int, float), 0)),
+    )
+    if common["min_scale"] and common["max_scale"] and common["max_scale"] > common["min_scale"]:
+        raise ctx.fail(f"{where}maxScale", "must be smaller than minScale (0 means no limit)")
+    drawing = ctx.get(d, "drawingInfo", where, dict, {})
+    transparency = ctx.get(drawing, "transparency", f"{where}drawingInfo.", (int, float), 0)
+    if not 0 <= transparency <= 100:
+        raise ctx.fail(f"{where}drawingInfo.transparency", "must be between 0 and 100")
+    common["transparency"] = int(transparency)
+
+    if kind == "group":
+        subs = ctx.get(d, "subLayerIds", where, list, required=True)
+        if not all(isinstance(s, int) and not isinstance(s, bool) for s in subs):
+            raise ctx.fail(f"{where}subLayerIds", "must be a list of layer ids")
+        return Layer(sublayer_ids=tuple(subs), **common)
+
+    source = _resolve_source(ctx, ctx.get(d, "source", where, str, required=True), where,
+                             def_dir, data_dir)
+    if kind == "raster":
+        try:
+            raster = RasterSource.open(source)
+        except Exception as exc:  # rasterio raises several types; all mean "cannot use it"
+            raise ctx.fail(f"{where}source", f"cannot be opened as a raster: {exc}") from exc
+        style = _raster_style(ctx, ctx.get(d, "raster", where, dict, {}), f"{where}raster.",
+                              raster)
+        return Layer(raster=raster, raster_style=style, **common)
+
+    try:
+        table = FeatureTable.read(source, ctx.get(d, "sourceLayer", where, str, None))
+    except Exception as exc:  # pyogrio raises DataSourceError, DataLayerError, ...
+        raise ctx.fail(f"{where}source", f"cannot be read as vector data: {exc}") from exc
+    names = [f.name for f in table.fields]
+    renderer_doc = drawing.get("renderer")
+    if renderer_doc is None:
+        renderer_doc = _default_renderer(table.geometry_type)
+    try:
+        renderer = parse_renderer(renderer_doc, f"{where}drawingInfo.renderer", names)
+    except StyleError as exc:
+        raise ctx.fail(exc.path, exc.problem) from exc
+    display = ctx.get(d, "displayField", where, str, None)
+    if display is not None:
+        f = table.field(display)
+        if f is None:
+            raise ctx.fail(f"{where}displayField", f"unknown field {display!r}")
+        display = f.name
+    else:
+        display = next((f.name for f in table.fields if f.type == "esriFieldTypeString"),
+                       table.oid_field)
+    labels = _labels(ctx, drawing.get("labelingInfo"), f"{where}drawingInfo.labelingInfo", table)
+    time_info = _time_info(ctx, d.get("timeInfo"), f"{where}timeInfo", table)
+    return Layer(table=table, renderer=renderer, display_field=display, labels=labels,
+                 time_info=time_info,
+                 definition_expression=ctx.get(d, "definitionExpression", where, str, ""),
+                 **common)
+
+
+def _default_renderer(geometry_type: str) -> dict:
+    grey = [128, 128, 128, 255]
+    if geometry_type == "esriGeometryPolygon":
+        sym = {"type": "esriSFS", "style": "esriSFSSolid", "color": [200, 200, 200, 255],
+               "outline": {"type": "esriSLS", "style": "esriSLSSolid", "color": grey,
+                           "width": 0.75}}
+    elif geometry_type == "esriGeometryPolyline":
+        sym = {"type": "esriSLS", "style": "esriSLSSolid", "color": grey, "width": 1}
+    else:
+        sym = {"type": "esriSMS", "style": "esriSMSCircle", "color": grey, "size": 6}
+    return {"type": "simple", "symbol": sym}
+
+
+def _labels(ctx: _Ctx, value: Any, where: str, table: FeatureTable) -> tuple[LabelClass, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise ctx.fail(where, "must be a list")
+    out = []
+    for i, info in enumerate(value):
+        w = f"{where}[{i}]"
+        if not isinstance(info, dict):
+            raise ctx.fail(w, "must be an object")
+        expr = ctx.get(info, "labelExpression", f"{w}.", str, required=True).strip()
+        if not (expr.startswith("[") and expr.endswith("]")):
+            raise ctx.fail(f"{w}.labelExpression", "must name one field as [FIELD]")
+        f = table.field(expr[1:-1])
+        if f is None:
+            raise ctx.fail(f"{w}.labelExpression", f"unknown field {expr[1:-1]!r}")
+        sym = ctx.get(info, "symbol", f"{w}.", dict, {})
+        font = ctx.get(sym, "font", f"{w}.symbol.", dict, {})
+        try:
+            color = parse_color(sym.get("color", [0, 0, 0, 255]), f"{w}.symbol.color")
+            halo = parse_color(sym.get("haloColor"), f"{w}.symbol.haloColor")
+        except StyleError as exc:
+            raise ctx.fail(exc.path, exc.problem) from exc
+        out.append(LabelClass(
+            field=f.name, size=float(ctx.get(font, "size", f"{w}.symbol.font.", (int, float), 8)),
+            color=color or (0, 0, 0, 1), halo_color=halo,
+            halo_size=float(ctx.get(sym, "haloSize", f"{w}.symbol.", (int, float), 0)),
+            weight=ctx.get(font, "weight", f"{w}.symbol.font.", str, "normal"),
+            min_scale=float(ctx.get(info, "minScale", f"{w}.", (int, float), 0)),
+            max_scale=float(ctx.get(info, "maxScale", f"{w}.", (int, float), 0)),
+            source=info))
+    return tuple(out)
+
+
+def _time_info(ctx: _Ctx, value: Any, where: str, table: FeatureTable) -> TimeInfo | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ctx.fail(where, "must be an object")
+    names = {}
+    for key in ("startTimeField", "endTimeField"):
+        v = ctx.get(value, key, f"{where}.", str, None, required=(key == "startTimeField"))
+        if v is None:
+            continue
+        f = table.field(v)
+        if f is None:
+            raise ctx.fail(f"{where}.{key}", f"unknown field {v!r}")
+        if f.type not in ("esriFieldTypeDate", "esriFieldTypeInteger", "esriFieldTypeDouble"):
+            raise ctx.fail(f"{where}.{key}", "must be a date or epoch-milliseconds number field")
+        names[key] = f.name
+    units = ctx.get(value, "timeIntervalUnits", f"{where}.", str, "esriTimeUnitsYears")
+    if units not in TIME_UNITS:
+        raise ctx.fail(f"{where}.timeIntervalUnits", f"unknown time unit {units!r}")
+    start = names["startTimeField"]
+    end = names.get("endTimeField")
+    vals = [table.columns[start]]
+    if end:
+        vals.append(table.columns[end])
+    all_vals = np.concatenate([np.asarray(v, dtype=np.int64) for v in vals]) if table.n else None
+    extent = (int(all_vals.min()), int(all_vals.max())) if all_vals is not None else None
+    return TimeInfo(start_field=start, end_field=end, extent=extent,
+                    interval=float(ctx.get(value, "timeInterval", f"{where}.", (int, float), 1)),
+                    interval_units=units)
+
+
+def _raster_style(ctx: _Ctx, d: dict, where: str, raster: RasterSource) -> RasterStyle:
+    bands = ctx.get(d, "bands", where, list, None)
+    if bands is None:
+        bands = [1, 2, 3] if raster.count >= 3 else [1]
+    if len(bands) not in (1, 3) or not all(
+            isinstance(b, int) and not isinstance(b, bool) and 1 <= b <= raster.count
+            for b in bands):
+        raise ctx.fail(f"{where}bands", f"must list 1 or 3 band numbers between 1 and "
+                                        f"{raster.count}")
+    resampling = ctx.get(d, "resampling", where, str, "nearest")
+    if resampling not in RESAMPLING:
+        raise ctx.fail(f"{where}resampling", f"must be one of {', '.join(RESAMPLING)}")
+    stretch = ctx.get(d, "stretch", where, dict, {"type": "none"})
+    stype = stretch.get("type", "none")
+    smin = smax = None
+    if stype == "minMax":
+        smin = ctx.get(stretch, "min", f"{where}stretch.", list, required=True)
+        smax = ctx.get(stretch, "max", f"{where}stretch.", list, required=True)
+        if len(smin) != len(bands) or len(smax) != len(bands):
+            raise ctx.fail(f"{where}stretch", "min and max need one value per band")
+        smin, smax = tuple(float(v) for v in smin), tuple(float(v) for v in smax)
+    elif stype == "percentClip":
+        lo = float(ctx.get(stretch, "minPercent", f"{where}stretch.", (int, float), 2))
+        hi = float(ctx.get(stretch, "maxPercent", f"{where}stretch.", (int, float), 98))
+        if not 0 <= lo < hi <= 100:
+            raise ctx.fail(f"{where}stretch", "need 0 <= minPercent < maxPercent <= 100")
+        smin, smax = _percentiles(raster, bands, lo, hi)
+    elif stype != "none":
+        raise ctx.fail(f"{where}stretch.type", f"unknown stretch {stype!r} "
+                                               "(none, minMax or percentClip)")
+    if smin is not None and any(a >= b for a, b in zip(smin, smax, strict=True)):
+        raise ctx.fail(f"{where}stretch", "each min must be below its max")
+    colormap = None
+    ramp = d.get("colorRamp")
+    if ramp is not None:
+        if len(bands) != 1:
+            raise ctx.fail(f"{where}colorRamp", "needs exactly one band")
+        colormap = _colormap(ctx, ramp, f"{where}colorRamp")
+        if smin is None:
+            raise ctx.fail(f"{where}stretch", "a colour ramp needs a minMax or percentClip "
+                                              "stretch to map values onto it")
+    return RasterStyle(bands=tuple(bands), stretch_min=smin, stretch_max=smax,
+                       colormap=colormap, resampling=resampling, source=d)
+
+
+def _percentiles(raster: RasterSource, bands: list[int], lo: float,
+                 hi: float) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-band percentiles over valid pixels (from a decimated read for big rasters)."""
+    import rasterio
+
+    with rasterio.open(raster.path) as ds:
+        f = max(1, int(np.ceil(max(ds.width, ds.height) / 1024)))
+        shape = (len(bands), max(1, ds.height // f), max(1, ds.width // f))
+        data = ds.read(bands, out_shape=shape, masked=True)
+    mins, maxs = [], []
+    for b in range(len(bands)):
+        vals = data[b].compressed().astype(float)
+        vals = vals[np.isfinite(vals)]
+        if vals.size == 0:
+            mins.append(0.0)
+            maxs.append(1.0)
+            continue
+        a, z = np.percentile(vals, [lo, hi])
+        mins.append(float(a))
+        maxs.append(float(z) if z > a else float(a) + 1.0)
+    return tuple(mins), tuple(maxs)
+
+
+def _colormap(ctx: _Ctx, ramp: Any, where: str) -> np.ndarray:
+    """A 256-entry RGBA lookup table from ``{"name": <matplotlib colormap>}`` or
+    ``{"colors": [[r,g,b(,a)], ...]}`` (evenly spaced stops)."""
+    if not isinstance(ramp, dict):
+        raise ctx.fail(where, "must be an object")
+    if "colors" in ramp:
+        colors = ramp["colors"]
+        if not isinstance(colors, list) or len(colors) < 2:
+            raise ctx.fail(f"{where}.colors", "must list at least two colours")
+        try:
+            stops = [parse_color(c, f"{where}.colors[{i}]") for i, c in enumerate(colors)]
+        except StyleError as exc:
+            raise ctx.fail(exc.path, exc.problem) from exc
+        cmap = LinearSegmentedColormap.from_list("ramp", stops, N=256)
+    elif "name" in ramp:
+        try:
+            cmap = matplotlib.colormaps[str(ramp["name"])]
+        except KeyError as exc:
+            raise ctx.fail(f"{where}.name", f"unknown colour ramp {ramp['name']!r}") from exc
+    else:
+        raise ctx.fail(where, "needs colors or name")
+    return (cmap(np.linspace(0, 1, 256)) * 255).round().astype(np.uint8)
+
+
+def _link_groups(ctx: _Ctx, layers: list[Layer]) -> list[Layer]:
+    """Set each layer's parent id from the group layers' subLayerIds."""
+    import dataclasses
+
+    ids = {lyr.id for lyr in layers}
+    parent: dict[int, int] = {}
+    for lyr in layers:
+        for sub in lyr.sublayer_ids:
+            if sub not in ids:
+                raise ctx.fail(f"layers[id={lyr.id}].subLayerIds", f"unknown layer id {sub}")
+            if sub == lyr.id or sub in parent:
+                raise ctx.fail(f"layers[id={lyr.id}].subLayerIds",
+                               f"layer {sub} cannot be in two groups or in itself")
+            parent[sub] = lyr.id
+    # reject cycles
+    for lid in ids:
+        seen, cur = set(), lid
+        while cur in parent:
+            if cur in seen:
+                raise ctx.fail("layers", f"group cycle through layer {lid}")
+            seen.add(cur)
+            cur = parent[cur]
+    return [dataclasses.replace(lyr, parent_id=parent.get(lyr.id, -1)) for lyr in layers]
+
+
+def _unused() -> None:  # keep shapely import meaningful for type checkers
+    _ = shapely

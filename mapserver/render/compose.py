@@ -1,0 +1,123 @@
+"""Compose layers, bottom to top, onto one grid.
+
+Raster outputs: every layer becomes an RGBA array (rasters by warping, vectors by an Agg pass of
+their own, so layer transparency applies to the layer as a whole), composited with straight
+alpha "over"; labels are placed last, on top of every layer, as ArcGIS does. Vector outputs
+(pdf/svg/ps) put everything into one matplotlib figure so vectors stay vectors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from mapserver.catalog.model import Layer
+from mapserver.geo.grid import Grid
+from mapserver.render.raster import render_raster
+from mapserver.render.style import Renderer
+from mapserver.render.vector import LabelSpec, draw_features, draw_labels, label_specs, new_axes
+
+RGBA8 = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class DrawItem:
+    """One layer to draw: which features (vector layers), with which renderer and opacity."""
+
+    layer: Layer
+    idx: np.ndarray | None = None
+    renderer: Renderer | None = None
+    opacity: float = 1.0
+    show_labels: bool = True
+
+
+def agg_rgba(fig: Figure, grid: Grid) -> np.ndarray:
+    """Render a figure with Agg to an (h, w, 4) uint8 array of exactly the grid's size."""
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    buf = np.asarray(canvas.buffer_rgba())
+    if buf.shape[:2] != (grid.height, grid.width):  # float rounding of figsize x dpi
+        out = np.zeros((grid.height, grid.width, 4), dtype=np.uint8)
+        h, w = min(buf.shape[0], grid.height), min(buf.shape[1], grid.width)
+        out[:h, :w] = buf[:h, :w]
+        return out
+    return buf
+
+
+def _vector_rgba(item: DrawItem, grid: Grid) -> np.ndarray:
+    fig, ax = new_axes(grid)
+    draw_features(ax, item.layer, item.idx, grid, item.renderer)
+    return agg_rgba(fig, grid)
+
+
+def layer_rgba(item: DrawItem, grid: Grid) -> np.ndarray:
+    if item.layer.kind == "raster":
+        return render_raster(item.layer, grid)
+    return _vector_rgba(item, grid)
+
+
+def over(dst: np.ndarray | None, src: np.ndarray, opacity: float = 1.0) -> np.ndarray:
+    """Straight-alpha "source over destination" of two (h, w, 4) uint8 images."""
+    if opacity < 1.0:
+        src = src.copy()
+        src[..., 3] = (src[..., 3].astype(np.float32) * opacity).round().astype(np.uint8)
+    if dst is None:
+        return src
+    sa = src[..., 3:4].astype(np.float32) / 255.0
+    da = dst[..., 3:4].astype(np.float32) / 255.0
+    oa = sa + da * (1.0 - sa)
+    rgb = src[..., :3] * sa + dst[..., :3] * (da * (1.0 - sa))
+    np.divide(rgb, oa, out=rgb, where=oa > 0)
+    out = np.empty_like(dst)
+    out[..., :3] = np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+    out[..., 3:4] = np.clip(oa * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def render_rgba(items: Sequence[DrawItem], grid: Grid,
+                background: RGBA8 | None = None) -> np.ndarray:
+    """Draw ``items`` (bottom first) and return straight-alpha RGBA (h, w, 4) uint8."""
+    canvas: np.ndarray | None = None
+    if background is not None and background[3] > 0:
+        canvas = np.empty((grid.height, grid.width, 4), dtype=np.uint8)
+        canvas[...] = background
+    labels: list[LabelSpec] = []
+    for item in items:
+        canvas = over(canvas, layer_rgba(item, grid), item.opacity)
+        if item.show_labels and item.layer.kind == "feature" and item.idx is not None:
+            labels.extend(label_specs(item.layer, item.idx, grid))
+    if labels:
+        fig, ax = new_axes(grid)
+        draw_labels(ax, reversed(labels), grid)  # top layer's labels win collisions
+        canvas = over(canvas, agg_rgba(fig, grid))
+    if canvas is None:
+        canvas = np.zeros((grid.height, grid.width, 4), dtype=np.uint8)
+    return canvas
+
+
+def render_figure(items: Sequence[DrawItem], grid: Grid,
+                  background: RGBA8 | None = None) -> Figure:
+    """One matplotlib figure with every layer, for vector output formats."""
+    fig, ax = new_axes(grid)
+    if background is not None and background[3] > 0:
+        fig.patch.set_facecolor(tuple(c / 255.0 for c in background))
+        fig.patch.set_alpha(background[3] / 255.0)
+    labels: list[LabelSpec] = []
+    for item in items:
+        if item.layer.kind == "raster":
+            rgba = render_raster(item.layer, grid)
+            ax.imshow(rgba, extent=(0, grid.width, grid.height, 0), interpolation="nearest",
+                      alpha=item.opacity if item.opacity < 1 else None, resample=False)
+        else:
+            draw_features(ax, item.layer, item.idx, grid, item.renderer, alpha=item.opacity)
+            if item.show_labels and item.idx is not None:
+                labels.extend(label_specs(item.layer, item.idx, grid))
+    ax.set_xlim(0, grid.width)
+    ax.set_ylim(grid.height, 0)
+    if labels:
+        draw_labels(ax, reversed(labels), grid)
+    return fig

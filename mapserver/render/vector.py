@@ -1,0 +1,208 @@
+"""Vector layers drawn with matplotlib's object API onto an Axes in pixel space.
+
+One collection per renderer class (collections take per-item colours, but hatches, markers and
+dash patterns are per collection). The figure's dpi is the grid's dpi, so symbol sizes given in
+points come out as points x dpi / 72 pixels, as ArcGIS specifies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from matplotlib.axes import Axes
+from matplotlib.collections import PathCollection
+from matplotlib.figure import Figure
+from matplotlib.markers import MarkerStyle
+from matplotlib.path import Path
+
+from mapserver.catalog.model import LabelClass, Layer
+from mapserver.geo.grid import Grid
+from mapserver.render.geometry import clip_to_view, feature_paths, point_pixels, view_rect
+from mapserver.render.style import FillSymbol, LineSymbol, MarkerSymbol, Renderer
+
+HATCHES = {"esriSFSHorizontal": "---", "esriSFSVertical": "|||", "esriSFSCross": "+++",
+           "esriSFSDiagonalCross": "xxx", "esriSFSForwardDiagonal": "///",
+           "esriSFSBackwardDiagonal": "\\\\\\"}
+DASHES = {"esriSLSSolid": "solid", "esriSLSInsideFrame": "solid",
+          "esriSLSDash": (0, (4, 3)), "esriSLSShortDash": (0, (3, 1)),
+          "esriSLSLongDash": (0, (8, 3)), "esriSLSDot": (0, (1, 3)),
+          "esriSLSShortDot": (0, (1, 1)), "esriSLSDashDot": (0, (4, 3, 1, 3)),
+          "esriSLSShortDashDot": (0, (3, 1, 1, 1)), "esriSLSLongDashDot": (0, (8, 3, 1, 3)),
+          "esriSLSDashDotDot": (0, (4, 3, 1, 3, 1, 3))}
+MARKERS = {"esriSMSCircle": "o", "esriSMSSquare": "s", "esriSMSDiamond": "D",
+           "esriSMSCross": "+", "esriSMSX": "x", "esriSMSTriangle": "^"}
+NONE = (0.0, 0.0, 0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    """A label to place in the final label pass: pixel anchor, text and its class."""
+
+    x: float
+    y: float
+    text: str
+    label: LabelClass
+
+
+def new_axes(grid: Grid, figure: Figure | None = None) -> tuple[Figure, Axes]:
+    """A figure exactly ``width x height`` pixels at the grid's dpi, axes in pixel units."""
+    fig = figure or Figure(figsize=(grid.width / grid.dpi, grid.height / grid.dpi), dpi=grid.dpi)
+    fig.patch.set_alpha(0.0)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_axis_off()
+    ax.set_xlim(0, grid.width)
+    ax.set_ylim(grid.height, 0)
+    ax.patch.set_alpha(0.0)
+    return fig, ax
+
+
+def draw_features(ax: Axes, layer: Layer, idx: np.ndarray, grid: Grid,
+                  renderer: Renderer | None = None, alpha: float = 1.0) -> None:
+    """Draw the features ``idx`` of a vector layer onto ``ax``."""
+    table = layer.table
+    assert table is not None
+    renderer = renderer or layer.renderer
+    assert renderer is not None
+    if len(idx) == 0:
+        return
+    rect = view_rect(grid, table.sr)
+    if rect is None:
+        return
+    cols = {f: table.columns[f][idx] for f in renderer.fields}
+    classes = renderer.classify(cols, len(idx))
+    all_classes = renderer.all_classes
+    geoms = table.geometry[idx]
+    gtype = table.geometry_type
+    if gtype == "esriGeometryPoint" or gtype == "esriGeometryMultipoint":
+        pix, owner = point_pixels(geoms, table.sr, grid)
+        inside = ((pix[:, 0] > -64) & (pix[:, 0] < grid.width + 64) & (pix[:, 1] > -64)
+                  & (pix[:, 1] < grid.height + 64))
+        for ci, cls in enumerate(all_classes):
+            sel = inside & (classes[owner] == ci)
+            if sel.any() and isinstance(cls.symbol, MarkerSymbol):
+                _draw_markers(ax, pix[sel], cls.symbol, grid, alpha)
+        return
+    geoms = clip_to_view(geoms, rect)
+    closed = gtype == "esriGeometryPolygon"
+    paths = feature_paths(geoms, table.sr, grid, closed=closed)
+    for ci, cls in enumerate(all_classes):
+        members = [paths[i] for i in np.flatnonzero(classes == ci) if len(paths[i].vertices)]
+        if members:
+            _draw_paths(ax, members, cls.symbol, closed, alpha)
+
+
+def _rgba(color: tuple | None, alpha: float) -> tuple:
+    if color is None:
+        return NONE
+    return (color[0], color[1], color[2], color[3] * alpha)
+
+
+def _draw_paths(ax: Axes, paths: list[Path], symbol: object, closed: bool, alpha: float) -> None:
+    if isinstance(symbol, FillSymbol) and closed:
+        face = symbol.color if symbol.style not in ("esriSFSNull", "esriSFSHollow") else None
+        hatch = HATCHES.get(symbol.style)
+        line = symbol.outline
+        edge = _rgba(line.color, alpha) if line is not None and line.visible else NONE
+        width = line.width if line is not None and line.visible else 0.0
+        if hatch:
+            # hatch lines take the symbol colour; the face stays empty as in ArcGIS
+            coll = PathCollection(paths, facecolors=NONE, edgecolors=_rgba(face, alpha),
+                                  linewidths=0.0, hatch=hatch)
+            ax.add_collection(coll, autolim=False)
+            face = None
+        coll = PathCollection(paths, facecolors=_rgba(face, alpha), edgecolors=edge,
+                              linewidths=width,
+                              linestyles=DASHES.get(line.style if line else "", "solid"),
+                              antialiaseds=True)
+        coll.set_joinstyle("round")
+        ax.add_collection(coll, autolim=False)
+        return
+    line = symbol if isinstance(symbol, LineSymbol) else getattr(symbol, "outline", None)
+    if line is None or not line.visible:
+        return
+    coll = PathCollection(paths, facecolors=NONE, edgecolors=_rgba(line.color, alpha),
+                          linewidths=line.width, linestyles=DASHES.get(line.style, "solid"))
+    coll.set_capstyle("round")
+    coll.set_joinstyle("round")
+    ax.add_collection(coll, autolim=False)
+
+
+def _draw_markers(ax: Axes, pix: np.ndarray, sym: MarkerSymbol, grid: Grid,
+                  alpha: float) -> None:
+    marker = MarkerStyle(MARKERS[sym.style])
+    if sym.angle:
+        marker = marker.rotated(deg=sym.angle)
+    if sym.xoffset or sym.yoffset:
+        k = grid.dpi / 72.0
+        pix = pix + np.array([sym.xoffset * k, -sym.yoffset * k])
+    outline = sym.outline
+    edge = _rgba(outline.color, alpha) if outline is not None and outline.visible else NONE
+    width = outline.width if outline is not None and outline.visible else 0.0
+    face = _rgba(sym.color, alpha)
+    if sym.style in ("esriSMSCross", "esriSMSX"):  # line-only markers take the symbol colour
+        edge, width = face, max(width, 1.0)
+    ax.scatter(pix[:, 0], pix[:, 1], s=sym.size ** 2, marker=marker, c=[face],
+               edgecolors=[edge], linewidths=width, plotnonfinite=False)
+
+
+def label_specs(layer: Layer, idx: np.ndarray, grid: Grid) -> list[LabelSpec]:
+    """Label anchors (pixel space) for the features ``idx``, for classes in scale range."""
+    table = layer.table
+    if table is None or not layer.labels or len(idx) == 0:
+        return []
+    out: list[LabelSpec] = []
+    scale = grid.scale
+    rect = view_rect(grid, table.sr)
+    if rect is None:
+        return []
+    for lc in layer.labels:
+        if lc.min_scale and scale > lc.min_scale or lc.max_scale and scale < lc.max_scale:
+            continue
+        geoms = table.geometry[idx]
+        if table.geometry_type == "esriGeometryPolygon":
+            geoms = clip_to_view(geoms, rect)
+            anchors = shapely.point_on_surface(geoms)
+        elif table.geometry_type == "esriGeometryPolyline":
+            geoms = clip_to_view(geoms, rect)
+            anchors = shapely.line_interpolate_point(shapely.line_merge(geoms), 0.5,
+                                                     normalized=True)
+        else:
+            anchors = shapely.get_geometry(geoms, 0)
+        ok = ~shapely.is_empty(anchors) & ~shapely.is_missing(anchors)
+        pix, owner = point_pixels(anchors[ok], table.sr, grid)
+        feats = idx[ok][owner]
+        values = table.columns[lc.field]
+        for (x, y), fi in zip(pix, feats, strict=True):
+            if not (0 <= x <= grid.width and 0 <= y <= grid.height):
+                continue
+            v = values[fi]
+            if v is None or (isinstance(v, float) and np.isnan(v)):
+                continue
+            out.append(LabelSpec(float(x), float(y), str(v), lc))
+    return out
+
+
+def draw_labels(ax: Axes, specs: Iterable[LabelSpec], grid: Grid) -> None:
+    """Place labels greedily, skipping any that would overlap one already placed."""
+    from matplotlib import patheffects
+
+    k = grid.dpi / 72.0
+    placed: list[tuple[float, float, float, float]] = []
+    for s in specs:
+        size_px = s.label.size * k
+        w, h = 0.6 * size_px * len(s.text), 1.2 * size_px
+        box = (s.x - w / 2, s.y - h / 2, s.x + w / 2, s.y + h / 2)
+        if any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]
+               for b in placed):
+            continue
+        placed.append(box)
+        effects = None
+        if s.label.halo_color is not None and s.label.halo_size > 0:
+            effects = [patheffects.withStroke(linewidth=s.label.halo_size * 2,
+                                              foreground=s.label.halo_color)]
+        ax.text(s.x, s.y, s.text, fontsize=s.label.size, color=s.label.color,
+                fontweight=s.label.weight, family=s.label.family, ha="center",
+                va="center", path_effects=effects, clip_on=True)

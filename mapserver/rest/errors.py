@@ -1,0 +1,73 @@
+"""Every error becomes ArcGIS error JSON here, and only here.
+
+HTTP 200 with ``{"error": {...}}`` for JSON (what ArcGIS clients expect), the same JSON with
+``application/json`` for ``f=image`` (QGIS detects errors by that content type), an HTML page
+for ``f=html``. Unexpected exceptions are logged and answered with code 500 in the same shape:
+never a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from mapserver.errors import MapServerError
+from mapserver.rest.http import html_response, json_body
+
+log = logging.getLogger(__name__)
+
+
+def _requested_f() -> str:
+    try:
+        for key, value in list(request.args.items()) + (
+                list(request.form.items()) if request.method == "POST" else []):
+            if key.lower() == "f":
+                return value.strip().lower()
+    except Exception:  # a malformed body must not break error reporting
+        return "json"
+    return "html" if request.path.rstrip("/").endswith(("/services", "/MapServer")) else "json"
+
+
+def error_response(err: MapServerError, http_status: int = 200) -> Response:
+    f = _requested_f()
+    body = err.to_json()
+    if f == "html":
+        return html_response("error.html", status=http_status, error=body["error"])
+    text = json_body(body, pretty=(f == "pjson"))
+    callback = request.args.get("callback") or ""
+    from mapserver.rest.http import CALLBACK_RE
+
+    if callback and CALLBACK_RE.match(callback) and len(callback) <= 128:
+        return Response(f"{callback}({text});", status=http_status,
+                        mimetype="application/javascript")
+    return Response(text, status=http_status, mimetype="application/json")
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(MapServerError)
+    def _mapserver_error(err: MapServerError) -> Response:
+        return error_response(err)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(err: HTTPException) -> Response:
+        code = err.code or 500
+        if code == 404:
+            return error_response(MapServerError("Invalid URL", ["Invalid URL"], code=400))
+        if code == 405:
+            return error_response(MapServerError("Method not supported.",
+                                                 [f"{request.method} is not supported here"],
+                                                 code=405))
+        if code == 413:
+            return error_response(MapServerError("Request too large.",
+                                                 ["The request body is too large"], code=413))
+        return error_response(MapServerError(err.name, [err.description or err.name],
+                                             code=code if code < 500 else 500))
+
+    @app.errorhandler(Exception)
+    def _unexpected(err: Exception) -> Response:
+        log.exception("unexpected error on %s", request.path)
+        return error_response(MapServerError("Unable to complete operation.",
+                                             ["An internal error occurred; it has been logged."],
+                                             code=500))

@@ -1,0 +1,56 @@
+"""``…/MapServer/export``: parse, call the core, respond (image bytes, JSON with href, HTML)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, send_file
+
+from mapserver.errors import MapServerError
+from mapserver.export import export_map
+from mapserver.params.export import EXPORT_PARAMS, parse_export
+from mapserver.rest.context import Ctx, service_op
+from mapserver.rest.http import html_response, json_response
+from mapserver.rest.services import state
+
+bp = Blueprint("outputs", __name__)
+OUTPUT_ROUTE = "/arcgis/rest/directories/arcgisoutput/"
+
+
+@service_op("export")
+def export(ctx: Ctx, rest: list[str]) -> Response:
+    if rest:
+        raise MapServerError("Invalid URL", ["Invalid URL"], code=400)
+    svc = ctx.service
+    if ctx.params.raw("bbox") is None and (ctx.params.raw("f") or "html").lower() == "html":
+        return html_response("export_form.html", service=svc, params=ctx.params,
+                             fields=EXPORT_PARAMS, result=None)
+    req = parse_export(ctx.params, svc.sr, svc.max_image_width, svc.max_image_height)
+    result = export_map(svc, req, ctx.state.settings.png_compression)
+    if req.f == "image":
+        resp = Response(result.content, mimetype=result.format.content_type)
+        if result.format.name == "svgz":
+            resp.headers["Content-Encoding"] = "gzip"
+        return resp
+    name = ctx.state.outputs.save(result.content, result.format.extension)
+    body = {"href": ctx.root_url + OUTPUT_ROUTE + name, "width": result.grid.width,
+            "height": result.grid.height, "extent": result.grid.extent_json(),
+            "scale": result.grid.scale}
+    if req.f == "html":
+        return html_response("export_form.html", service=svc, params=ctx.params,
+                             fields=EXPORT_PARAMS, result=body)
+    return json_response(body, ctx.params, req.f)
+
+
+@bp.route(OUTPUT_ROUTE + "<name>", methods=["GET"])
+def output_file(name: str) -> Response:
+    path = state().outputs.path(name)
+    if path is None:
+        abort(404)
+    ext = path.suffix.lstrip(".")
+    from mapserver.encode.image import FORMATS
+
+    fmt = next((f for f in FORMATS.values() if f.extension == ext), None)
+    resp = send_file(path, mimetype=fmt.content_type if fmt else "application/octet-stream",
+                     max_age=600)
+    if ext == "svgz":
+        resp.headers["Content-Encoding"] = "gzip"
+    return resp
