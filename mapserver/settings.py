@@ -2,7 +2,7 @@
 
 | variable | default | meaning |
 | --- | --- | --- |
-| MAPSERVER_SERVICES | ``<project>/services`` | service definition folders, ``os.pathsep``-separated |
+| MAPSERVER_SERVICES | ``<project>/services`` | definition folders, ``os.pathsep``-separated |
 | MAPSERVER_DATA | ``<project>/data`` | where relative data sources are looked up |
 | MAPSERVER_OUTPUT | ``<tmp>/mapserver-output`` | export images behind ``f=json`` hrefs |
 | MAPSERVER_OUTPUT_MAX_AGE | ``900`` | seconds an export image is kept (at least) |

@@ -131,7 +131,8 @@ def parse_sr(value: object, default: SpatialRef | None = None) -> SpatialRef:
             raise InvalidParameter("Invalid spatial reference", ["Spatial reference is required"])
         return default
     if isinstance(value, bool):
-        raise InvalidParameter("Invalid spatial reference", [f"Invalid spatial reference {value!r}"])
+        raise InvalidParameter("Invalid spatial reference",
+                               [f"Invalid spatial reference {value!r}"])
     if isinstance(value, int):
         return from_wkid(value)
     if isinstance(value, float) and value.is_integer():
@@ -144,8 +145,9 @@ def parse_sr(value: object, default: SpatialRef | None = None) -> SpatialRef:
             try:
                 obj = json.loads(text)
             except ValueError as exc:
-                raise InvalidParameter("Invalid spatial reference",
-                                       [f"Spatial reference is not valid JSON: {text[:80]}"]) from exc
+                raise InvalidParameter(
+                    "Invalid spatial reference",
+                    [f"Spatial reference is not valid JSON: {text[:80]}"]) from exc
             if not isinstance(obj, dict):
                 raise InvalidParameter("Invalid spatial reference", ["Expected a JSON object"])
             return _from_json(obj)
@@ -164,7 +166,8 @@ def parse_sr(value: object, default: SpatialRef | None = None) -> SpatialRef:
             return from_wkid(int(code))
         if text.upper().startswith(("GEOGCS", "PROJCS", "GEOGCRS", "PROJCRS", "COMPD")):
             return from_wkt(text)
-    raise InvalidParameter("Invalid spatial reference", [f"Invalid spatial reference {value!r}"[:200]])
+    raise InvalidParameter("Invalid spatial reference",
+                           [f"Invalid spatial reference {value!r}"[:200]])
 
 
 def _from_json(obj: dict) -> SpatialRef:
@@ -176,7 +179,8 @@ def _from_json(obj: dict) -> SpatialRef:
             try:
                 return from_wkid(int(v))
             except ValueError as exc:
-                raise InvalidParameter("Invalid spatial reference", [f"Invalid {key} {v!r}"]) from exc
+                raise InvalidParameter("Invalid spatial reference",
+                                       [f"Invalid {key} {v!r}"]) from exc
     wkt = obj.get("wkt") or obj.get("wkt2")
     if isinstance(wkt, str) and wkt.strip():
         return from_wkt(wkt)

@@ -128,8 +128,9 @@ def parse_int_list(text: str, name: str) -> list[int]:
         try:
             out.append(int(part))
         except ValueError as exc:
-            raise InvalidParameter("Invalid or missing input parameters.",
-                                   [f"'{name}' contains an invalid layer id '{part[:20]}'"]) from exc
+            raise InvalidParameter(
+                "Invalid or missing input parameters.",
+                [f"'{name}' contains an invalid layer id '{part[:20]}'"]) from exc
     return out
 
 
