@@ -14,11 +14,15 @@ from mapserver.settings import PROJECT_ROOT, Settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
+# live-server, npm and Chromium fixtures for the browser tests (imported lazily)
+pytest_plugins = ["browser_support"]
+
 
 @pytest.fixture(scope="session")
 def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(service_dirs=(PROJECT_ROOT / "services",), data_dir=PROJECT_ROOT / "data",
-                    output_dir=tmp_path_factory.mktemp("output"))
+                    output_dir=tmp_path_factory.mktemp("output"),
+                    tile_cache_dir=tmp_path_factory.mktemp("tiles"))
 
 
 @pytest.fixture(scope="session")

@@ -61,8 +61,8 @@ class Grid:
         space (the image's up direction points ``rotation`` degrees west of north)."""
         if not (math.isfinite(res) and res > 0):
             raise InvalidParameter("Invalid bbox", ["Resulting resolution is not positive"])
-        t = (Affine.translation(cx, cy) * Affine.rotation(-rotation) * Affine.scale(res, -res)
-             * Affine.translation(-width / 2.0, -height / 2.0))
+        t = (Affine.translation(cx, cy) @ Affine.rotation(-rotation) @ Affine.scale(res, -res)
+             @ Affine.translation(-width / 2.0, -height / 2.0))
         return cls(sr=sr, transform=t, width=int(width), height=int(height), dpi=float(dpi))
 
     # --- properties ---------------------------------------------------------------------------
