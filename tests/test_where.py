@@ -441,7 +441,7 @@ def test_too_long() -> None:
 
 
 def test_long_flat_chains_are_fine() -> None:
-    clause = " OR ".join(f"pop = {i}" for i in range(800))
+    clause = " OR ".join(f"pop = {i}" for i in range(600))
     assert ids(clause) == [2, 4, 7]
     in_list = "OBJECTID IN (" + ",".join(str(i) for i in range(2, 2000)) + ")"
     assert ids(in_list) == ALL[1:]
@@ -455,7 +455,7 @@ def test_long_flat_chains_are_fine() -> None:
         "- " * 4000 + "1 = 1",
         "1" + " + 1" * 2400 + " = 1",
         "UPPER(" * 1500 + "name" + ")" * 1500 + " = 'A'",
-        "pop IN (" + "1," * 4990 + "1)",
+        "pop IN (" + "1," * 4100 + "1)",
     ],
     ids=["parens", "not", "minus", "plus-chain", "calls", "huge-in-list"],
 )

@@ -22,8 +22,10 @@ MAX_NESTING = 40
 #: Deepest AST accepted (checked iteratively). Bounds recursion in the checker and evaluator,
 #: which walk the tree recursively; left-deep chains like ``a+a+a+...`` count here.
 MAX_AST_DEPTH = 100
-#: Most AST nodes accepted. Each node is one whole-column numpy pass at evaluation time.
-MAX_AST_NODES = 5_000
+#: Most AST nodes accepted. Each node is roughly one whole-column numpy pass at evaluation time,
+#: so this bounds the work one request can ask for. (IN lists of literals are evaluated in one
+#: pass but still count per item; 4,000 leaves room for realistic ``OBJECTID IN (...)`` lists.)
+MAX_AST_NODES = 4_000
 
 
 def fail(detail: str) -> WhereClauseError:

@@ -91,6 +91,44 @@ def like_regex(pattern: str, escape: str | None) -> re.Pattern[str]:
     return re.compile("".join(out), re.DOTALL)
 
 
+def like_matcher(pattern: str, escape: str | None) -> Callable[[str], bool]:
+    """A predicate for one LIKE pattern; the usual shapes avoid the regex engine entirely.
+
+    ``'abc'``, ``'abc%'``, ``'%abc'`` and ``'%abc%'`` are by far the most common patterns in
+    map clients and map to ``==``, ``startswith``, ``endswith`` and ``in``, several times
+    faster per row than a regex. Everything else goes through :func:`like_regex`.
+    """
+    literal: list[str] = []
+    wild: list[int] = []  # positions (in literal-char units) of '%' ; any '_' -> regex
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if escape is not None and ch == escape and i + 1 < len(pattern):
+            literal.append(pattern[i + 1])
+            i += 2
+            continue
+        if ch == "_":
+            wild = [-1]
+            break
+        if ch == "%":
+            wild.append(len(literal))
+        else:
+            literal.append(ch)
+        i += 1
+    text = "".join(literal)
+    end = len(literal)
+    if wild == []:
+        return lambda s: s == text
+    if wild == [end] and end > 0:
+        return lambda s: s.startswith(text)
+    if wild == [0] and end > 0:
+        return lambda s: s.endswith(text)
+    if wild == [0, end] or wild == [0]:
+        return lambda s: text in s
+    rx = like_regex(pattern, escape)
+    return lambda s: rx.fullmatch(s) is not None
+
+
 class Evaluator:
     """Evaluates one typed AST against one set of columns; instances are per call, not shared."""
 
@@ -136,10 +174,9 @@ class Evaluator:
         if raw.shape != (self.n,):
             raise ValueError(f"column {name!r} has shape {raw.shape}, expected ({self.n},)")
         if vtype is VType.STRING:
-            values = [None if v is None or (isinstance(v, float) and v != v)
-                      else (v if isinstance(v, str) else str(v)) for v in raw.tolist()]
-            data = self.strings(values)
-            null = np.fromiter((v is None for v in values), dtype=bool, count=self.n)
+            # Contract: str or None per row. Non-object input (e.g. '<U' arrays) is converted.
+            data = raw if raw.dtype == object else raw.astype(object)
+            null = np.asarray(np.equal(data, None), dtype=bool)
         else:
             data, null = _numeric_column(raw, vtype)
         extra = self.columns.get(name + "__null")
@@ -243,9 +280,9 @@ class Evaluator:
         if isinstance(pattern, Literal):
             if pattern.value is None:
                 return Val(self.empty(VType.BOOLEAN), np.ones(self.n, dtype=bool))
-            rx = like_regex(str(pattern.value), node.escape)
+            matches = like_matcher(str(pattern.value), node.escape)
             data = np.fromiter(
-                (s is not None and rx.fullmatch(s) is not None for s in v.data.tolist()),
+                (s is not None and matches(s) for s in v.data.tolist()),
                 dtype=bool, count=self.n)
             null = v.null
         else:
@@ -275,16 +312,18 @@ class Evaluator:
         null = np.zeros(self.n, dtype=bool)
         for v in vals:
             null = null | v.null
-        cols = [v.data.tolist() for v in vals]
         nulls = null.tolist()
-        results = [None if nulls[i] else fn(*(c[i] for c in cols)) for i in range(self.n)]
+        if len(vals) == 1:
+            results = [None if isnull else fn(x)
+                       for x, isnull in zip(vals[0].data.tolist(), nulls, strict=True)]
+        else:
+            cols = [v.data.tolist() for v in vals]
+            results = [None if isnull else fn(*args)
+                       for isnull, *args in zip(nulls, *cols, strict=True)]
         if out is VType.STRING:
             data = self.strings(results)
-            null = null | np.fromiter((r is None for r in results), dtype=bool, count=self.n)
-            return Val(data, null)
+            return Val(data, null | np.asarray(np.equal(data, None), dtype=bool))
         arr = np.array([np.nan if r is None else r for r in results], dtype=np.float64)
-        if self.n == 0:
-            arr = np.zeros(0, dtype=np.float64)
         return Val(arr, null | np.isnan(arr))
 
     def trim(self, src: Val, chars: Val | None, where: str) -> Val:

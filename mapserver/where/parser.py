@@ -39,6 +39,7 @@ statement keywords, so subqueries, UNION and DDL/DML can never form a valid tree
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NoReturn
 
 from mapserver.where.ast import (
     And,
@@ -277,13 +278,13 @@ class Parser:
             self.error(f"expected '{op}'")
         self.advance()
 
-    def error(self, what: str) -> None:
+    def error(self, what: str) -> NoReturn:
         tok = self.tok
         if tok.kind == IDENT and tok.text.upper() in FORBIDDEN:
             self.forbidden(tok)
         raise fail(f"Syntax error at position {tok.pos}: {what}, found {tok.describe()}")
 
-    def forbidden(self, tok: Token) -> None:
+    def forbidden(self, tok: Token) -> NoReturn:
         word = tok.text.upper()
         if word == "SELECT" or word == "EXISTS":
             raise fail(f"Subqueries are not allowed in where clauses ('{tok.text}' at position "
@@ -348,10 +349,10 @@ class Parser:
             self.expect_op("(")
             if self.is_kw("SELECT"):
                 self.forbidden(self.tok)
-            items = [self.parse_or()]
+            items = [self.parse_in_item()]
             while self.is_op(","):
                 self.advance()
-                items.append(self.parse_or())
+                items.append(self.parse_in_item())
             self.expect_op(")")
             return InList(left, tuple(items), negated)
         if self.accept_kw("BETWEEN"):
@@ -371,6 +372,15 @@ class Parser:
                 escape = tok.text
             return Like(left, pattern, escape, negated)
         return left
+
+    def parse_in_item(self) -> Node:
+        """One IN-list item. Bare literals skip the full descent: long OBJECTID lists are common."""
+        tok = self.tok
+        nxt = self.tokens[self.i + 1]
+        if tok.kind in (NUM, STR) and nxt.kind == OP and nxt.text in (",", ")"):
+            self.advance()
+            return _number(tok) if tok.kind == NUM else Literal(tok.text, VType.STRING)
+        return self.parse_or()
 
     def parse_additive(self) -> Node:
         node = self.parse_term()
