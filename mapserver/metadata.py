@@ -42,7 +42,7 @@ def service_json(service: Service) -> dict:
         "mapName": service.map_name,
         "description": service.description,
         "copyrightText": service.copyright,
-        "supportsDynamicLayers": False,
+        "supportsDynamicLayers": True,
         "layers": [{"id": lyr.id, "name": lyr.name, "parentLayerId": lyr.parent_id,
                     "defaultVisibility": lyr.default_visibility,
                     "subLayerIds": list(lyr.sublayer_ids) if lyr.kind == "group" else None,
@@ -75,12 +75,17 @@ def service_json(service: Service) -> dict:
         "supportsDatumTransformation": True,
         "referenceScale": 0,
         "supportsTimeRelation": True,
-        "supportsClipping": False,
-        "supportsSpatialFilter": False,
+        "supportsClipping": True,
+        "supportsSpatialFilter": True,
         "supportsQueryDataElements": False,
         "resampling": False,
         "tileServers": [],
     }
+    if service.tiling is not None:  # a cached service: clients switch to /tile/{z}/{y}/{x}
+        out["singleFusedMapCache"] = True
+        out["tileInfo"] = service.tiling.to_json()
+        out["storageInfo"] = {"storageFormat": "esriMapCacheStorageModeExploded",
+                              "packetSize": 128}
     if service.time_info is not None and service.time_info.extent is not None:
         ti = service.time_info
         out["timeInfo"] = {"timeExtent": list(ti.extent),

@@ -7,6 +7,7 @@ so extents, fields and time extents come from the real data.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ from mapserver.geo.sr import SpatialRef, parse_sr, transformer
 from mapserver.render.style import StyleError, parse_color, parse_renderer
 from mapserver.sources.features import FeatureTable
 from mapserver.sources.rasters import RESAMPLING, RasterSource
+from mapserver.tiling import TilingError, TilingScheme, parse_tiling
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +167,49 @@ def load_service(path: Path, name: str, data_dir: Path) -> Service:
         map_name=ctx.get(doc, "mapName", "", str, "Layers"),
         copyright=ctx.get(doc, "copyrightText", "", str, ""),
         max_image_width=limits["maxImageWidth"], max_image_height=limits["maxImageHeight"],
-        max_record_count=limits["maxRecordCount"], time_info=svc_time, source=doc)
+        max_record_count=limits["maxRecordCount"], time_info=svc_time,
+        tiling=_tiling(ctx, doc, sr, full),
+        workspaces=_workspaces(ctx, doc, path.parent, data_dir), source=doc)
+
+
+def _workspaces(ctx: _Ctx, doc: dict, def_dir: Path, data_dir: Path) -> dict[str, str]:
+    """Registered workspaces: folders whose files ``dynamicLayers`` dataLayer sources may name
+    (``[{"id": "shapes", "type": "folder", "path": "world"}]``; paths as for ``source``)."""
+    value = ctx.get(doc, "workspaces", "", list, [])
+    out: dict[str, str] = {}
+    for i, ws in enumerate(value):
+        where = f"workspaces[{i}]."
+        if not isinstance(ws, dict):
+            raise ctx.fail(f"workspaces[{i}]", "must be an object")
+        wid = ctx.get(ws, "id", where, str, required=True)
+        if ctx.get(ws, "type", where, str, "folder") != "folder":
+            raise ctx.fail(f"{where}type", "only folder workspaces are supported")
+        raw = ctx.get(ws, "path", where, str, required=True)
+        p = Path(raw)
+        if not p.is_absolute():
+            p = (def_dir / p) if raw.startswith(("./", "../")) else (data_dir / p)
+        if not p.is_dir():
+            raise ctx.fail(f"{where}path", f"folder not found: {p}")
+        if wid in out:
+            raise ctx.fail(f"{where}id", f"duplicate workspace id {wid!r}")
+        out[wid] = str(p.resolve())
+    return out
+
+
+def _tiling(ctx: _Ctx, doc: dict, sr: SpatialRef,
+            full: tuple[float, float, float, float]) -> TilingScheme | None:
+    """The optional ``tiling`` scheme (``{}`` = standard Web Mercator); tiles outside the
+    full extent (projected into the scheme's SR) are 404."""
+    if doc.get("tiling") is None:
+        return None
+    try:
+        scheme = parse_tiling(doc["tiling"], "tiling")
+    except TilingError as exc:
+        raise ctx.fail(exc.path, exc.problem) from exc
+    coverage = project_bounds(full, sr, scheme.sr)
+    if coverage is None:
+        raise ctx.fail("tiling.spatialReference", "the full extent does not project into it")
+    return dataclasses.replace(scheme, coverage=coverage)
 
 
 def _extent(ctx: _Ctx, value: Any, key: str) -> tuple[float, float, float, float]:

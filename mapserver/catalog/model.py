@@ -17,6 +17,7 @@ from mapserver.geo.sr import SpatialRef
 from mapserver.render.style import Renderer
 from mapserver.sources.features import FeatureTable
 from mapserver.sources.rasters import RasterSource
+from mapserver.tiling import TilingScheme
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,9 @@ class Service:
     max_image_height: int = 4096
     max_record_count: int = 1000
     time_info: TimeInfo | None = None
+    tiling: TilingScheme | None = None  # set when the definition declares "tiling": cached
+    # dynamicLayers dataLayer sources: workspace id -> folder (absolute path)
+    workspaces: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
     source: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property

@@ -8,15 +8,20 @@ alpha "over"; labels are placed last, on top of every layer, as ArcGIS does. Vec
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from mapserver.catalog.model import Layer
 from mapserver.geo.grid import Grid
+from mapserver.render.clip import apply_mask
 from mapserver.render.raster import render_raster
 from mapserver.render.style import Renderer
 from mapserver.render.vector import LabelSpec, draw_features, draw_labels, label_specs, new_axes
@@ -33,6 +38,7 @@ class DrawItem:
     renderer: Renderer | None = None
     opacity: float = 1.0
     show_labels: bool = True
+    mask: np.ndarray | None = None  # clipping: per-pixel alpha factor (render/clip.py)
 
 
 def agg_rgba(fig: Figure, grid: Grid) -> np.ndarray:
@@ -48,10 +54,63 @@ def agg_rgba(fig: Figure, grid: Grid) -> np.ndarray:
     return buf
 
 
+# Per-thread figures kept between requests, keyed by (width, height, dpi). Building a Figure with
+# its Axes and an Agg renderer costs ~15 ms, more than drawing a world of country polygons; a kept
+# figure is cleared of its artists after each pass and redrawn for the next request. Bounded:
+# a few sizes, each at most SCRATCH_MAX_PIXELS (its Agg buffer stays allocated).
+_scratch = threading.local()
+SCRATCH_SIZES = 4
+SCRATCH_MAX_PIXELS = 2048 * 2048
+
+
+@contextmanager
+def scratch_axes(grid: Grid) -> Iterator[tuple[Axes, Callable[[], np.ndarray]]]:
+    """Empty pixel-space axes for ``grid`` and a function that renders them to RGBA (a copy).
+
+    Everything drawn on the axes is removed on exit, so the figure can serve the next pass."""
+    if grid.width * grid.height > SCRATCH_MAX_PIXELS:
+        fig, ax = new_axes(grid)
+        yield ax, lambda: agg_rgba(fig, grid)
+        return
+    cache: OrderedDict | None = getattr(_scratch, "figures", None)
+    if cache is None:
+        cache = _scratch.figures = OrderedDict()
+    key = (grid.width, grid.height, grid.dpi)
+    entry = cache.pop(key, None)
+    if entry is None:
+        fig, ax = new_axes(grid)
+        entry = (ax, FigureCanvasAgg(fig))
+    cache[key] = entry
+    while len(cache) > SCRATCH_SIZES:
+        cache.popitem(last=False)
+    ax, canvas = entry
+
+    def render() -> np.ndarray:
+        ax.set_xlim(0, grid.width)
+        ax.set_ylim(grid.height, 0)
+        canvas.draw()
+        return _fit(np.asarray(canvas.buffer_rgba()), grid).copy()
+
+    try:
+        yield ax, render
+    finally:
+        for artist in (*ax.collections, *ax.lines, *ax.patches, *ax.texts, *ax.images):
+            artist.remove()
+
+
+def _fit(buf: np.ndarray, grid: Grid) -> np.ndarray:
+    if buf.shape[:2] == (grid.height, grid.width):
+        return buf
+    out = np.zeros((grid.height, grid.width, 4), dtype=np.uint8)  # float rounding of figsize
+    h, w = min(buf.shape[0], grid.height), min(buf.shape[1], grid.width)
+    out[:h, :w] = buf[:h, :w]
+    return out
+
+
 def _vector_rgba(item: DrawItem, grid: Grid) -> np.ndarray:
-    fig, ax = new_axes(grid)
-    draw_features(ax, item.layer, item.idx, grid, item.renderer)
-    return agg_rgba(fig, grid)
+    with scratch_axes(grid) as (ax, render):
+        draw_features(ax, item.layer, item.idx, grid, item.renderer)
+        return render()
 
 
 def layer_rgba(item: DrawItem, grid: Grid) -> np.ndarray:
@@ -67,6 +126,26 @@ def over(dst: np.ndarray | None, src: np.ndarray, opacity: float = 1.0) -> np.nd
         src[..., 3] = (src[..., 3].astype(np.float32) * opacity).round().astype(np.uint8)
     if dst is None:
         return src
+    # Most pixels of a map layer are fully opaque or fully empty, and for those "over" is a
+    # plain select; the float arithmetic runs only on the partly transparent (antialiased)
+    # pixels. The profile of a three-layer export had this function at half of its CPU time.
+    src = np.ascontiguousarray(src)
+    dst = np.ascontiguousarray(dst)
+    sa8 = src[..., 3]
+    if sa8.min() == 255:
+        return src
+    s32, d32 = src.view(np.uint32)[..., 0], dst.view(np.uint32)[..., 0]
+    out = np.where(sa8 == 255, s32, d32)[..., None].view(np.uint8)
+    out[out[..., 3] == 0] = 0  # nothing over nothing: transparent black, as the arithmetic gives
+    part = np.flatnonzero((sa8 != 0) & (sa8 != 255))
+    if len(part):
+        flat_out = out.reshape(-1, 4)
+        flat_out[part] = _over_arith(dst.reshape(-1, 4)[part], src.reshape(-1, 4)[part])
+    return out
+
+
+def _over_arith(dst: np.ndarray, src: np.ndarray) -> np.ndarray:
+    """Straight-alpha "over" of (..., 4) uint8 pixels in float arithmetic."""
     sa = src[..., 3:4].astype(np.float32) / 255.0
     da = dst[..., 3:4].astype(np.float32) / 255.0
     oa = sa + da * (1.0 - sa)
@@ -79,7 +158,8 @@ def over(dst: np.ndarray | None, src: np.ndarray, opacity: float = 1.0) -> np.nd
 
 
 def render_rgba(items: Sequence[DrawItem], grid: Grid,
-                background: RGBA8 | None = None) -> np.ndarray:
+                background: RGBA8 | None = None,
+                label_mask: np.ndarray | None = None) -> np.ndarray:
     """Draw ``items`` (bottom first) and return straight-alpha RGBA (h, w, 4) uint8."""
     canvas: np.ndarray | None = None
     if background is not None and background[3] > 0:
@@ -87,13 +167,13 @@ def render_rgba(items: Sequence[DrawItem], grid: Grid,
         canvas[...] = background
     labels: list[LabelSpec] = []
     for item in items:
-        canvas = over(canvas, layer_rgba(item, grid), item.opacity)
+        canvas = over(canvas, apply_mask(layer_rgba(item, grid), item.mask), item.opacity)
         if item.show_labels and item.layer.kind == "feature" and item.idx is not None:
             labels.extend(label_specs(item.layer, item.idx, grid))
     if labels:
-        fig, ax = new_axes(grid)
-        draw_labels(ax, reversed(labels), grid)  # top layer's labels win collisions
-        canvas = over(canvas, agg_rgba(fig, grid))
+        with scratch_axes(grid) as (ax, render):
+            draw_labels(ax, reversed(labels), grid)  # top layer's labels win collisions
+            canvas = over(canvas, apply_mask(render(), label_mask))
     if canvas is None:
         canvas = np.zeros((grid.height, grid.width, 4), dtype=np.uint8)
     return canvas

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from flask import Blueprint, Response, abort, send_file
 
-from mapserver.errors import MapServerError
+from mapserver.encode.kmz import KMZ_CONTENT_TYPE, build_kmz
+from mapserver.errors import InvalidParameter, MapServerError
 from mapserver.export import export_map
-from mapserver.params.export import EXPORT_PARAMS, parse_export
+from mapserver.geo.sr import WGS84
+from mapserver.params.export import EXPORT_PARAMS, ExportRequest, parse_export
 from mapserver.rest.context import Ctx, service_op
 from mapserver.rest.http import html_response, json_response
 from mapserver.rest.services import state
@@ -24,6 +28,8 @@ def export(ctx: Ctx, rest: list[str]) -> Response:
         return html_response("export_form.html", service=svc, params=ctx.params,
                              fields=EXPORT_PARAMS, result=None)
     req = parse_export(ctx.params, svc.sr, svc.max_image_width, svc.max_image_height)
+    if req.f == "kmz":
+        return _kmz(ctx, req)
     result = export_map(svc, req, ctx.state.settings.png_compression)
     if req.f == "image":
         resp = Response(result.content, mimetype=result.format.content_type)
@@ -38,6 +44,21 @@ def export(ctx: Ctx, rest: list[str]) -> Response:
         return html_response("export_form.html", service=svc, params=ctx.params,
                              fields=EXPORT_PARAMS, result=body)
     return json_response(body, ctx.params, req.f)
+
+
+def _kmz(ctx: Ctx, req: ExportRequest) -> Response:
+    """f=kmz: render in EPSG:4326 (KML's only SR) and wrap the image in a GroundOverlay."""
+    if req.format.vector or req.format.name not in ("png", "png8", "png24", "png32", "jpg",
+                                                    "gif"):
+        raise InvalidParameter("Output format not supported.",
+                               [f"f=kmz needs a png, jpg or gif image, not '{req.format.name}'"])
+    req = dataclasses.replace(req, image_sr=WGS84)
+    result = export_map(ctx.service, req, ctx.state.settings.png_compression)
+    body = build_kmz(result.content, result.format.extension, result.grid,
+                     ctx.service.short_name)
+    resp = Response(body, mimetype=KMZ_CONTENT_TYPE)
+    resp.headers["Content-Disposition"] = f'attachment; filename="{ctx.service.short_name}.kmz"'
+    return resp
 
 
 @bp.route(OUTPUT_ROUTE + "<name>", methods=["GET"])
