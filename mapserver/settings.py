@@ -7,6 +7,7 @@
 | MAPSERVER_OUTPUT | ``<tmp>/mapserver-output`` | export images behind ``f=json`` hrefs |
 | MAPSERVER_OUTPUT_MAX_AGE | ``900`` | seconds an export image is kept (at least) |
 | MAPSERVER_PNG_COMPRESSION | ``2`` | zlib level for PNG output (0-9): CPU versus bytes |
+| MAPSERVER_TILE_CACHE | ``<tmp>/mapserver-tiles`` | rendered tiles of cached services |
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Settings:
     output_dir: Path = Path(tempfile.gettempdir()) / "mapserver-output"
     output_max_age: float = 900.0
     png_compression: int = 2
+    tile_cache_dir: Path = Path(tempfile.gettempdir()) / "mapserver-tiles"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -40,4 +42,5 @@ class Settings:
             output_max_age=float(env.get("MAPSERVER_OUTPUT_MAX_AGE", base.output_max_age)),
             png_compression=max(0, min(9, int(env.get("MAPSERVER_PNG_COMPRESSION",
                                                       base.png_compression)))),
+            tile_cache_dir=Path(env.get("MAPSERVER_TILE_CACHE", base.tile_cache_dir)),
         )

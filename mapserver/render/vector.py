@@ -206,3 +206,24 @@ def draw_labels(ax: Axes, specs: Iterable[LabelSpec], grid: Grid) -> None:
         ax.text(s.x, s.y, s.text, fontsize=s.label.size, color=s.label.color,
                 fontweight=s.label.weight, family=s.label.family, ha="center",
                 va="center", path_effects=effects, clip_on=True)
+
+
+def draw_symbol(ax: Axes, symbol: object, grid: Grid, alpha: float = 1.0) -> None:
+    """One legend swatch on a small pixel ``grid``, through the same drawing code as the map:
+    a fill symbol as a patch (inset so its outline shows), a line symbol as a horizontal line,
+    a marker centred."""
+    w, h = grid.width, grid.height
+    if isinstance(symbol, MarkerSymbol):
+        _draw_markers(ax, np.array([[w / 2.0, h / 2.0]]), symbol, grid, alpha)
+        return
+    k = grid.dpi / 72.0
+    if isinstance(symbol, FillSymbol):
+        line = symbol.outline
+        inset = max(1.0, (line.width * k / 2.0) if line is not None and line.visible else 0.0)
+        rect = Path([(inset, inset), (w - inset, inset), (w - inset, h - inset),
+                     (inset, h - inset), (inset, inset)], closed=True)
+        _draw_paths(ax, [rect], symbol, True, alpha)
+        return
+    if isinstance(symbol, LineSymbol):
+        pad = min(w / 4.0, symbol.width * k / 2.0 + 1.0)
+        _draw_paths(ax, [Path([(pad, h / 2.0), (w - pad, h / 2.0)])], symbol, False, alpha)

@@ -1,0 +1,102 @@
+"""Map tiles: render ``tile/{level}/{row}/{col}`` through the export pipeline, cache on disk.
+
+A tile is just an export onto the tile's Grid (same ``plan`` + ``render_service`` as
+``/export``, default layer visibility, no time filter), so tiles and dynamic exports can never
+disagree. Tiles are cached as files under ``<cache>/<service>/<level>/<row>/<col>.<ext>``,
+written atomically (temp file + ``os.replace``) so several gunicorn workers may render the same
+tile at once and a reader never sees half a file. The cache is never invalidated here: clear
+``<cache>/<service>`` after changing a service definition.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from mapserver.catalog.model import Service
+from mapserver.errors import NotFound
+from mapserver.export import default_visible, plan, render_service
+
+
+class TileNotFound(NotFound):
+    """A tile outside the scheme's levels or the service's extent (answered with HTTP 404)."""
+
+    default_message = "Tile not found"
+
+
+@dataclass(frozen=True)
+class Tile:
+    content: bytes
+    content_type: str
+    etag: str  # strong validator (unquoted): the content hash
+    cached: bool  # True when served from the disk cache
+
+
+def etag_of(content: bytes) -> str:
+    return hashlib.blake2b(content, digest_size=16).hexdigest()
+
+
+class TileCache:
+    """Tiles on disk, shared by every worker of a host."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    def path(self, service: Service, level: int, row: int, col: int, ext: str) -> Path:
+        # service names are "Name" or "Folder/Name": both safe path parts (validated at load)
+        return self.directory / service.name / str(level) / str(row) / f"{col}.{ext}"
+
+    def get(self, path: Path) -> bytes | None:
+        try:
+            return path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def put(self, path: Path, content: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tile", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(content)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def render_tile(service: Service, level: int, row: int, col: int,
+                png_compression: int = 2) -> bytes:
+    """The tile's image bytes, rendered (no cache). Raises :class:`TileNotFound`."""
+    scheme = service.tiling
+    if scheme is None:
+        raise TileNotFound("Tile not found", [f"Service {service.name} has no tiling scheme"])
+    grid = scheme.tile_grid(level, row, col)
+    if grid is None:
+        raise TileNotFound("Tile not found",
+                           [f"Tile {level}/{row}/{col} is outside the tiling scheme or the "
+                            "service's full extent"])
+    items = plan(service, grid, default_visible(service), None)
+    fmt = scheme.format
+    return render_service(items, grid, fmt, transparent=fmt.supports_alpha,
+                          png_compression=png_compression)
+
+
+def get_tile(service: Service, level: int, row: int, col: int, cache: TileCache | None,
+             png_compression: int = 2) -> Tile:
+    """A tile from the cache, or rendered and stored there."""
+    scheme = service.tiling
+    if scheme is None:
+        raise TileNotFound("Tile not found", [f"Service {service.name} has no tiling scheme"])
+    fmt = scheme.format
+    path = cache.path(service, level, row, col, fmt.extension) if cache else None
+    if path is not None and scheme.tile_grid(level, row, col) is not None:
+        content = cache.get(path)
+        if content is not None:
+            return Tile(content, fmt.content_type, etag_of(content), cached=True)
+    content = render_tile(service, level, row, col, png_compression)
+    if cache is not None and path is not None:
+        cache.put(path, content)
+    return Tile(content, fmt.content_type, etag_of(content), cached=False)

@@ -1,0 +1,157 @@
+"""Tiles: tileInfo in the root JSON, tile/{level}/{row}/{col} through the export pipeline, 404s
+outside the scheme, ETag / 304, and the on-disk cache shared by workers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from pyproj import Transformer
+
+from mapserver.catalog.loader import load_catalog
+from mapserver.settings import PROJECT_ROOT
+from mapserver.tiling import TilingError, parse_tiling
+from tests.conftest import decode
+
+WORLD = "/arcgis/rest/services/World/MapServer"
+OLINDA = "/arcgis/rest/services/Samples/Olinda/MapServer"
+ORIGIN = 20037508.342787
+TO_3857 = Transformer.from_crs(4326, 3857, always_xy=True)
+# World's classBreaks colours on pop_est, at deep interior points
+CHINA = ((90.0, 33.0), (189, 0, 38))  # over 500 million (Tibet, no city markers)
+RUSSIA = ((100.0, 62.0), (240, 59, 32))  # 100 - 500 million
+GREENLAND = ((-42.0, 74.0), (255, 255, 178))  # 0 - 10 million
+
+
+def tile_pixel(lon: float, lat: float, level: int) -> tuple[int, int, int, int]:
+    """(row, col, y, x): the tile and the pixel inside it where (lon, lat) falls."""
+    x, y = TO_3857.transform(lon, lat)
+    res = 156543.03392800014 / 2 ** level
+    px, py = (x + ORIGIN) / res, (ORIGIN - y) / res
+    return int(py // 256), int(px // 256), int(py % 256), int(px % 256)
+
+
+def test_root_json_of_a_tiled_service_advertises_the_standard_web_mercator_scheme(client):
+    doc = client.get(WORLD + "?f=json").get_json()
+    assert doc["singleFusedMapCache"] is True
+    ti = doc["tileInfo"]
+    assert (ti["rows"], ti["cols"], ti["dpi"], ti["format"], ti["compressionQuality"]) == \
+        (256, 256, 96.0, "PNG32", 0)
+    assert ti["origin"] == {"x": -20037508.342787, "y": 20037508.342787}
+    assert ti["spatialReference"] == {"wkid": 102100, "latestWkid": 3857}
+    assert [lod["level"] for lod in ti["lods"]] == list(range(20))
+    assert ti["lods"][0] == {"level": 0, "resolution": 156543.03392800014,
+                             "scale": 591657527.591555}
+    assert ti["lods"][5]["resolution"] == pytest.approx(156543.03392800014 / 32, rel=1e-15)
+    assert ti["lods"][5]["scale"] == pytest.approx(591657527.591555 / 32, rel=1e-15)
+    untiled = client.get("/arcgis/rest/services/Gapminder/MapServer?f=json").get_json()
+    assert untiled["singleFusedMapCache"] is False and "tileInfo" not in untiled
+
+
+@pytest.mark.parametrize("point", [CHINA, RUSSIA, GREENLAND], ids=["China", "Russia", "Greenland"])
+def test_tile_pixels_show_the_class_colour_of_the_country_under_them(client, point):
+    (lon, lat), colour = point
+    row, col, y, x = tile_pixel(lon, lat, 3)
+    resp = client.get(f"{WORLD}/tile/3/{row}/{col}")
+    assert resp.status_code == 200 and resp.mimetype == "image/png"
+    rgba = decode(resp.data)
+    assert rgba.shape == (256, 256, 4)
+    assert tuple(rgba[y, x]) == (*colour, 255)
+
+
+def test_a_tile_is_pixel_identical_to_an_export_of_its_bounds(client):
+    level, row, col = 2, 1, 2
+    res = 156543.03392800014 / 2 ** level
+    xmin, ymax = -ORIGIN + col * 256 * res, ORIGIN - row * 256 * res
+    tile = decode(client.get(f"{WORLD}/tile/{level}/{row}/{col}").data)
+    export = client.get(f"{WORLD}/export", query_string={
+        "bbox": f"{xmin},{ymax - 256 * res},{xmin + 256 * res},{ymax}", "bboxSR": 3857,
+        "imageSR": 3857, "size": "256,256", "format": "png32", "transparent": "true",
+        "f": "image"})
+    np.testing.assert_array_equal(tile, decode(export.data))
+    # ocean off the Horn of Africa (lon 60, lat 10) stays transparent
+    _, _, y, x = tile_pixel(60.0, 10.0, level)
+    assert tile[y, x, 3] == 0
+
+
+def test_raster_service_tiles_warp_the_landsat_scene_into_web_mercator(client):
+    row, col, y, x = tile_pixel(-34.87, -8.02, 12)  # inside the Olinda scene
+    rgba = decode(client.get(f"{OLINDA}/tile/12/{row}/{col}").data)
+    assert rgba[y, x, 3] == 255 and rgba[y, x, :3].std() < 80  # opaque, natural colour
+    assert rgba[..., 3].min() == 0 or rgba[..., 3].max() == 255
+
+
+@pytest.mark.parametrize("path, detail", [
+    (f"{WORLD}/tile/20/0/0", "Tile 20/0/0 is outside the tiling scheme or the service's "
+                             "full extent"),
+    (f"{WORLD}/tile/1/2/0", "Tile 1/2/0 is outside the tiling scheme or the service's "
+                            "full extent"),
+    (f"{WORLD}/tile/1/0/2", "Tile 1/0/2 is outside the tiling scheme or the service's "
+                            "full extent"),
+    (f"{OLINDA}/tile/5/0/0", "Tile 5/0/0 is outside the tiling scheme or the service's "
+                             "full extent"),
+    (f"{WORLD}/tile/1/-1/0", "level, row and col must be non-negative integers"),
+    (f"{WORLD}/tile/x/0/0", "level, row and col must be non-negative integers"),
+    ("/arcgis/rest/services/Gapminder/MapServer/tile/0/0/0",
+     "Service Gapminder has no tiling scheme"),
+])
+def test_tiles_outside_the_scheme_or_the_extent_are_http_404(client, path, detail):
+    resp = client.get(path)
+    assert resp.status_code == 404 and resp.mimetype == "application/json"
+    assert resp.get_json() == {"error": {"code": 404, "message": "Tile not found",
+                                         "details": [detail]}}
+
+
+def test_tiles_carry_an_etag_answer_304_and_are_cached_on_disk(client, settings):
+    path = f"{WORLD}/tile/1/0/1"
+    first = client.get(path)
+    etag = first.headers["ETag"]
+    assert etag.startswith('"') and len(etag) == 34
+    assert first.headers["Cache-Control"] == "public, max-age=86400"
+    not_modified = client.get(path, headers={"If-None-Match": etag})
+    assert not_modified.status_code == 304 and not_modified.data == b""
+    assert not_modified.headers["ETag"] == etag
+    cached = settings.tile_cache_dir / "World" / "1" / "0" / "1.png"
+    assert cached.read_bytes() == first.data
+    assert not list(cached.parent.glob("*.tmp"))
+    # the cache file is what is served: replace it and the response (and ETag) follow
+    other = client.get(f"{WORLD}/tile/1/1/1").data
+    cached.write_bytes(other)
+    again = client.get(path)
+    assert again.data == other and again.headers["ETag"] != etag
+
+
+def test_parse_tiling_validates_every_field_with_its_path():
+    with pytest.raises(TilingError, match=r"^tiling.format: must be one of"):
+        parse_tiling({"format": "MIXED"})
+    with pytest.raises(TilingError, match=r"^tiling.origin: is required for a non-Web"):
+        parse_tiling({"spatialReference": {"wkid": 4326}})
+    with pytest.raises(TilingError, match=r"^tiling.lods\[1\]: levels must increase"):
+        parse_tiling({"lods": [{"level": 0, "resolution": 10}, {"level": 1, "resolution": 20}]})
+    with pytest.raises(TilingError, match=r"^tiling.levels: must be at most 32"):
+        parse_tiling({"levels": 40})
+    with pytest.raises(TilingError, match=r"^tiling.rows: must be at least 1"):
+        parse_tiling({"rows": 0})
+
+
+def test_a_geographic_scheme_maps_row_and_col_from_its_own_origin():
+    scheme = parse_tiling({"spatialReference": {"wkid": 4326}, "origin": {"x": -180, "y": 90},
+                           "rows": 512, "cols": 512,
+                           "lods": [{"level": 0, "resolution": 0.3515625},
+                                    {"level": 1, "resolution": 0.17578125}]})
+    # Esri's WGS 1984 scheme lists 147748796.52937502 for this resolution
+    assert scheme.to_json()["lods"][0]["scale"] == pytest.approx(147748796.53, rel=1e-7)
+    grid = scheme.tile_grid(1, 1, 3)
+    assert grid.extent == pytest.approx((90.0, -90.0, 180.0, 0.0))
+    assert scheme.tile_grid(2, 0, 0) is None
+
+
+def test_a_service_with_a_bad_tiling_object_is_rejected_naming_the_field(tmp_path):
+    doc = {"layers": [{"id": 0, "name": "Cities", "source": "world/cities.gpkg"}],
+           "tiling": {"lods": "all"}}
+    (tmp_path / "Bad.json").write_text(json.dumps(doc))
+    catalog = load_catalog([tmp_path], PROJECT_ROOT / "data")
+    assert catalog.services == {}
+    assert catalog.problems == (f"{tmp_path / 'Bad.json'}: tiling.lods: must be a non-empty "
+                                "list of {level, resolution}",)
