@@ -199,7 +199,8 @@ def test_html_shows_the_json(client):
     resp = client.get(WORLD + "/1/query", query_string={
         "where": "name = 'Brazil'", "outFields": "name", "returnGeometry": "false"})
     assert resp.mimetype == "text/html"
-    assert "<pre>" in resp.text and '"name": "Brazil"' in resp.text
+    assert '<pre class="result">' in resp.text and '"name": "Brazil"' in resp.text
+    assert 'name="where"' in resp.text  # the form keeps every parameter
 
 
 @pytest.mark.parametrize("params, expected", [

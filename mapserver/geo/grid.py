@@ -88,7 +88,8 @@ class Grid:
 
     @property
     def center(self) -> tuple[float, float]:
-        return self.transform * (self.width / 2.0, self.height / 2.0)
+        x, y = self.from_pixels(np.array(self.width / 2.0), np.array(self.height / 2.0))
+        return (float(x), float(y))
 
     @property
     def extent(self) -> tuple[float, float, float, float]:

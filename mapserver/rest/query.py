@@ -8,18 +8,25 @@ from mapserver.catalog.model import Layer
 from mapserver.features.query import FILTER_PARAMS, FORMATS, check_queryable, parse_query, run_query
 from mapserver.params.common import parse_f
 from mapserver.rest.context import Ctx, layer_op
-from mapserver.rest.http import html_response, json_response
+from mapserver.rest.html import operation_form
+from mapserver.rest.http import json_response
+
+QUERY_FIELDS = tuple((
+    "where text objectIds time geometry geometryType inSR spatialRel relationParam distance "
+    "units outFields returnGeometry maxAllowableOffset geometryPrecision outSR returnIdsOnly "
+    "returnCountOnly returnExtentOnly orderByFields groupByFieldsForStatistics outStatistics "
+    "returnDistinctValues resultOffset resultRecordCount"
+).split())
 
 
 @layer_op("query")
 def query(ctx: Ctx, layer: Layer) -> Response:
     check_queryable(layer)
-    title = f"Query: {layer.name} (ID: {layer.id})"
     if parse_f(ctx.params, FORMATS, "html") == "html" and not any(
             p in ctx.params for p in FILTER_PARAMS):
-        return html_response("resource.html", title=title, kind="query", data={}, path="")
+        return operation_form(ctx, "Query", QUERY_FIELDS, layer=layer)
     req = parse_query(ctx.params, ctx.service, layer)
     body = run_query(ctx.service, layer, req)
     if req.f == "html":
-        return html_response("resource.html", title=title, kind="query", data=body, path="")
+        return operation_form(ctx, "Query", QUERY_FIELDS, result=body, layer=layer)
     return json_response(body, ctx.params, "json" if req.f == "geojson" else req.f)
