@@ -178,7 +178,7 @@ def _from_json(obj: dict) -> SpatialRef:
                 raise InvalidParameter("Invalid spatial reference", [f"Invalid {key} {v!r}"])
             try:
                 return from_wkid(int(v))
-            except ValueError as exc:
+            except (ValueError, OverflowError) as exc:  # "abc", 1e400 (inf)
                 raise InvalidParameter("Invalid spatial reference",
                                        [f"Invalid {key} {v!r}"]) from exc
     wkt = obj.get("wkt") or obj.get("wkt2")

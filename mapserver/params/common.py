@@ -20,7 +20,10 @@ class Params:
     """Case-insensitive view of request parameters.
 
     When two keys differ only by case (``bbox`` and ``BBOX``), the documented camelCase
-    spelling wins, then the first one sent. Empty values read as missing.
+    spelling wins, then the first one sent. Without a ``canonical`` list (the dispatcher does
+    not know each operation's names) any spelling with lower-case letters beats an all-upper
+    one, which is what OpenLayers' legacy ``BBOX``/``F`` keys next to user params look like.
+    Empty values read as missing.
     """
 
     def __init__(self, pairs: Iterable[tuple[str, str]], canonical: Iterable[str] = ()) -> None:
@@ -32,7 +35,7 @@ class Params:
             if len(value) > MAX_PARAM_LENGTH:
                 raise InvalidParameter("Invalid or missing input parameters.",
                                        [f"Parameter '{key[:40]}' is too long"])
-            is_canonical = canon.get(low) == key
+            is_canonical = canon.get(low) == key if canon else key != key.upper()
             if low not in self._values or (is_canonical and low not in exact):
                 self._values[low] = value
                 if is_canonical:
