@@ -179,3 +179,15 @@ def test_hostile_post_body_is_handled(client):
     resp = client.post(EXPORT + "?f=json", data=b"\xff\xfe%%%bbox=\x00&size=%ff,%00",
                        content_type="application/x-www-form-urlencoded")
     assert error_of(resp)["code"] == 400
+
+
+def test_errors_without_f_use_the_html_default_like_arcgis(client):
+    """ArcGIS answers every resource in HTML unless told otherwise, errors included."""
+    resp = client.get("/arcgis/rest/services/World/MapServer/7")
+    assert resp.status_code == 200
+    assert resp.mimetype == "text/html"
+    assert "The requested layer (layerId: 7) was not found." in resp.text
+    resp = client.get("/arcgis/rest/services/World/MapServer/7?f=json")
+    assert resp.mimetype == "application/json"
+    details = resp.get_json()["error"]["details"]
+    assert details == ["The requested layer (layerId: 7) was not found."]

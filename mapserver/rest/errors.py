@@ -27,7 +27,12 @@ def _requested_f() -> str:
                 return value.strip().lower()
     except Exception:  # a malformed body must not break error reporting
         return "json"
-    return "html" if request.path.rstrip("/").endswith(("/services", "/MapServer")) else "json"
+    # ArcGIS's default response format is html for every resource and operation; binary
+    # endpoints (tiles, output files) and unknown paths answer JSON, which tile clients parse.
+    path = request.path
+    if path.startswith("/arcgis/rest/services") and "/tile/" not in path:
+        return "html"
+    return "json"
 
 
 def error_response(err: MapServerError, http_status: int = 200) -> Response:
