@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from affine import Affine
 
+from mapserver import datum
 from mapserver.catalog.loader import project_bounds
 from mapserver.catalog.model import Layer, Service
+from mapserver.declared_params import apply_version, declared_filters, declares, series_layer
 from mapserver.dynamic import resolve_dynamic_layers
 from mapserver.encode.image import Format, encode_raster, encode_vector
 from mapserver.errors import InvalidParameter, UnsupportedOperation
@@ -27,7 +29,7 @@ from mapserver.render.clip import clip_mask, to_sr
 from mapserver.render.compose import DrawItem, over, render_figure, render_rgba
 from mapserver.render.style import Renderer, parse_renderer
 from mapserver.timefilter import TimeOptions, layer_window, time_mask
-from mapserver.where import WhereExpression
+from mapserver.where import WhereExpression, combine_and
 
 __all__ = ["export_map", "plan", "render_service", "select_features", "time_mask"]
 
@@ -161,6 +163,8 @@ class DrawOptions:
     clip_excluded: frozenset[int] = frozenset()
     selections: tuple[Selection, ...] = ()
     labels_off: frozenset[int] = frozenset()
+    # per layer: archiving, parameterized-filter and range clauses (declared_params.py)
+    extra_where: Mapping[int, WhereExpression] = field(default_factory=dict)
 
 
 def plan(service: Service, grid: Grid, visible: set[int],
@@ -187,7 +191,10 @@ def plan(service: Service, grid: Grid, visible: set[int],
         opacity = 1.0 - layer.transparency / 100.0
         mask = opts.clip if layer.id not in opts.clip_excluded else None
         if layer.kind == "raster":
-            items.append(DrawItem(layer=layer, opacity=opacity, mask=mask))
+            drawn = series_layer(layer, layer_window(time, opts.time_options.get(layer.id)),
+                                 opts.time_relation)
+            if drawn is not None:  # None: a time series with no raster in the time window
+                items.append(DrawItem(layer=drawn, opacity=opacity, mask=mask))
             continue
         items.append(DrawItem(layer=layer, idx=feature_selection(layer, grid, time, opts),
                               opacity=opacity, mask=mask,
@@ -213,6 +220,7 @@ def feature_selection(layer: Layer, grid: Grid, time: tuple[int | None, int | No
     assert table is not None
     where = layer_where(layer, layer_def=opts.layer_defs.get(layer.id),
                         message="Invalid or missing input parameters.")
+    where = combine_and(where, opts.extra_where.get(layer.id))
     window = layer_window(time, opts.time_options.get(layer.id))
     spatial = None
     if opts.spatial_filter is not None:
@@ -288,7 +296,7 @@ def check_request(service: Service, req: ExportRequest, layers: Sequence[Layer])
     """Refuse parameters that name layers or service features that do not exist."""
     by_id = _layer_ids(layers)
     for name in DECLARED_PARAMS:
-        if name in req.extras:
+        if name in req.extras and not declares(service, layers, name):
             raise UnsupportedOperation(
                 f"'{name}' is not supported by this service.",
                 [DECLARED_HELP[name], f"Service '{service.name}' declares nothing '{name}' "
@@ -347,12 +355,17 @@ DECLARED_HELP = {
                       "service has them.",
     "layerRangeValues": "layerRangeValues applies only to layers with rangeInfos; no layer of "
                         "this service has them.",
-    "datumTransformations": "datumTransformations is not supported: projections use the "
-                            "transformation pyproj selects as best for the area.",
+    "datumTransformations": "datumTransformations applies to every service.",
 }
 
 
 def export_map(service: Service, req: ExportRequest, png_compression: int = 2) -> ExportResult:
+    """Render one export; ``datumTransformations`` hold for vector projection meanwhile."""
+    with datum.using(datum.parse_datum_transformations(req.extras.get("datumTransformations"))):
+        return _export_map(service, req, png_compression)
+
+
+def _export_map(service: Service, req: ExportRequest, png_compression: int = 2) -> ExportResult:
     time_options = dict(req.layer_time_options)
     labels_off: frozenset[int] = frozenset()
     if req.dynamic_layers is not None:
@@ -367,6 +380,8 @@ def export_map(service: Service, req: ExportRequest, png_compression: int = 2) -
         layers = service.layers
         visible = resolve_layers(service, req.layers)
     check_request(service, req, layers)
+    layers = apply_version(service, layers, req.extras.get("gdbVersion"))
+    extra_where = declared_filters(layers, req.extras)
     grid = build_grid(req)
     clip = None
     if req.clipping is not None:
@@ -374,7 +389,8 @@ def export_map(service: Service, req: ExportRequest, png_compression: int = 2) -
     opts = DrawOptions(layer_defs=req.layer_defs, time_relation=req.time_relation,
                        time_options=time_options, spatial_filter=req.spatial_filter, clip=clip,
                        clip_excluded=req.clipping.excluded if req.clipping else frozenset(),
-                       selections=req.selections, labels_off=labels_off)
+                       selections=req.selections, labels_off=labels_off,
+                       extra_where=extra_where)
     copies = world_copies(grid) if not req.format.vector else [0.0]
     if copies == [0.0]:
         items = plan(service, grid, visible, req.time, opts, layers)

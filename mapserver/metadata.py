@@ -81,6 +81,9 @@ def service_json(service: Service) -> dict:
         "resampling": False,
         "tileServers": [],
     }
+    if service.versions:  # gdbVersion: the versions export accepts
+        out["hasVersionedData"] = True
+        out["versions"] = list(service.versions)
     if service.tiling is not None:  # a cached service: clients switch to /tile/{z}/{y}/{x}
         out["singleFusedMapCache"] = True
         out["tileInfo"] = service.tiling.to_json()
@@ -169,6 +172,15 @@ def layer_json(service: Service, layer: Layer) -> dict:
         out["bandCount"] = len(layer.raster_style.bands) if layer.raster_style else None
     if layer.time_info is not None:
         out["timeInfo"] = layer.time_info.to_json()
+    if any(layer.id in tables for tables in service.versions.values()):
+        out["isDataVersioned"] = True
+    if layer.range_infos:
+        out["rangeInfos"] = [r.to_json() for r in layer.range_infos]
+    if layer.parameter_filter is not None:
+        out["parameterInfos"] = [p.to_json() for p in layer.parameter_filter.infos]
+    if layer.archiving is not None:
+        out["supportsQueryWithHistoricMoment"] = True
+        out["archivingInfo"] = layer.archiving.to_json()
     return out
 
 

@@ -121,7 +121,7 @@ def test_layer_time_options_bad_units_refused(client):
 
 
 @pytest.mark.parametrize("name", ["historicMoment", "gdbVersion", "layerParameterValues",
-                                  "mapRangeValues", "layerRangeValues", "datumTransformations"])
+                                  "mapRangeValues", "layerRangeValues"])
 def test_undeclared_parameters_are_refused_not_ignored(client, name):
     body = error(client, WORLD, **{name: "1"})
     assert body["error"]["code"] == 400

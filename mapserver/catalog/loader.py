@@ -19,6 +19,7 @@ import numpy as np
 import shapely
 from matplotlib.colors import LinearSegmentedColormap
 
+from mapserver.catalog import declared
 from mapserver.catalog.model import Catalog, LabelClass, Layer, RasterStyle, Service, TimeInfo
 from mapserver.errors import InvalidParameter, ServiceDefinitionError
 from mapserver.geo.sr import SpatialRef, parse_sr, transformer
@@ -169,7 +170,10 @@ def load_service(path: Path, name: str, data_dir: Path) -> Service:
         max_image_width=limits["maxImageWidth"], max_image_height=limits["maxImageHeight"],
         max_record_count=limits["maxRecordCount"], time_info=svc_time,
         tiling=_tiling(ctx, doc, sr, full),
-        workspaces=_workspaces(ctx, doc, path.parent, data_dir), source=doc)
+        workspaces=_workspaces(ctx, doc, path.parent, data_dir), source=doc,
+        versions=declared.load_versions(
+            ctx, doc.get("versions"), {lyr.id: lyr for lyr in layers},
+            lambda v, w: _resolve_source(ctx, v, w, path.parent, data_dir)))
 
 
 def _workspaces(ctx: _Ctx, doc: dict, def_dir: Path, data_dir: Path) -> dict[str, str]:
@@ -305,8 +309,14 @@ def _load_layer(ctx: _Ctx, d: dict, where: str, def_dir: Path, data_dir: Path) -
             raise ctx.fail(f"{where}subLayerIds", "must be a list of layer ids")
         return Layer(sublayer_ids=tuple(subs), **common)
 
-    source = _resolve_source(ctx, ctx.get(d, "source", where, str, required=True), where,
-                             def_dir, data_dir)
+    series = ()
+    if kind == "raster" and d.get("timeSeries") is not None:
+        series = declared.load_time_series(
+            ctx, d["timeSeries"], f"{where}timeSeries",
+            lambda v, w: _resolve_source(ctx, v, w, def_dir, data_dir))
+    raw_source = ctx.get(d, "source", where, str, required=not series)
+    source = (_resolve_source(ctx, raw_source, where, def_dir, data_dir) if raw_source
+              else series[-1].raster.path)
     if kind == "raster":
         try:
             raster = RasterSource.open(source)
@@ -314,7 +324,15 @@ def _load_layer(ctx: _Ctx, d: dict, where: str, def_dir: Path, data_dir: Path) -
             raise ctx.fail(f"{where}source", f"cannot be opened as a raster: {exc}") from exc
         style = _raster_style(ctx, ctx.get(d, "raster", where, dict, {}), f"{where}raster.",
                               raster)
-        return Layer(raster=raster, raster_style=style, **common)
+        series_time = None
+        if series:  # time-aware raster: the service's timeInfo and slider cover its dates
+            series_time = TimeInfo(start_field="", end_field=None,
+                                   extent=(series[0].time, series[-1].time),
+                                   interval=float(d.get("timeInterval", 1)),
+                                   interval_units=str(d.get("timeIntervalUnits",
+                                                            "esriTimeUnitsYears")))
+        return Layer(raster=raster, raster_style=style, time_series=series,
+                     time_info=series_time, **common)
 
     try:
         table = FeatureTable.read(source, ctx.get(d, "sourceLayer", where, str, None))
@@ -341,6 +359,11 @@ def _load_layer(ctx: _Ctx, d: dict, where: str, def_dir: Path, data_dir: Path) -
     time_info = _time_info(ctx, d.get("timeInfo"), f"{where}timeInfo", table)
     return Layer(table=table, renderer=renderer, display_field=display, labels=labels,
                  time_info=time_info,
+                 range_infos=declared.load_range_infos(ctx, d.get("rangeInfos"),
+                                                       f"{where}rangeInfos", table),
+                 parameter_filter=declared.load_parameter_filter(ctx, d, where, table),
+                 archiving=declared.load_archiving(ctx, d.get("archiving"), f"{where}archiving",
+                                                   table),
                  definition_expression=ctx.get(d, "definitionExpression", where, str, ""),
                  **common)
 

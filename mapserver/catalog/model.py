@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from mapserver.catalog.declared import Archiving, ParameterFilter, RangeInfo, SeriesEntry
 from mapserver.geo.sr import SpatialRef
 from mapserver.render.style import Renderer
 from mapserver.sources.features import FeatureTable
@@ -88,6 +89,11 @@ class Layer:
     table: FeatureTable | None = field(default=None, compare=False, hash=False)
     raster: RasterSource | None = field(default=None, compare=False, hash=False)
     raster_style: RasterStyle | None = None
+    # declarations that export parameters act on (catalog/declared.py)
+    range_infos: tuple[RangeInfo, ...] = ()
+    parameter_filter: ParameterFilter | None = None
+    archiving: Archiving | None = None
+    time_series: tuple[SeriesEntry, ...] = ()  # raster layers: dated rasters, by time
 
     @property
     def type_name(self) -> str:
@@ -141,6 +147,9 @@ class Service:
     # dynamicLayers dataLayer sources: workspace id -> folder (absolute path)
     workspaces: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
     source: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    # gdbVersion: version name -> {layer id: the layer's table in that version}
+    versions: Mapping[str, Mapping[int, FeatureTable]] = field(default_factory=dict,
+                                                               compare=False, hash=False)
 
     @property
     def folder(self) -> str:

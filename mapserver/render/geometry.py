@@ -12,6 +12,7 @@ import numpy as np
 import shapely
 from matplotlib.path import Path
 
+from mapserver.datum import override as datum_override
 from mapserver.geo.grid import Grid
 from mapserver.geo.sr import SpatialRef, transformer
 
@@ -45,7 +46,9 @@ def project_coords(coords: np.ndarray, src: SpatialRef, grid: Grid) -> np.ndarra
         return coords.reshape(0, 2)
     x, y = coords[:, 0], coords[:, 1]
     if src != grid.sr:
-        x, y = transformer(src, grid.sr).transform(x, y, errcheck=False)
+        # a datumTransformations choice for this export (mapserver/datum.py), else pyproj's best
+        tr = datum_override(src, grid.sr) or transformer(src, grid.sr)
+        x, y = tr.transform(x, y, errcheck=False)
     col, row = grid.to_pixels(np.asarray(x), np.asarray(y))
     return np.column_stack([col, row])
 
