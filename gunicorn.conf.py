@@ -17,3 +17,12 @@ graceful_timeout = 30
 max_requests = 2000
 max_requests_jitter = 200
 accesslog = os.environ.get("MAPSERVER_ACCESSLOG") or None
+
+
+def post_worker_init(worker) -> None:  # noqa: ANN001 - gunicorn's hook signature
+    """Start the batch-export dispatcher in every worker after fork (threads and SQLite
+    connections must not cross fork), so queued or interrupted exports resume at boot rather
+    than on the first jobs request."""
+    from mapserver.rest.jobs import install
+
+    install(worker.wsgi)

@@ -28,10 +28,19 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     # importing registers the operations with the dispatcher
     from mapserver.rest import export as export_views
+    from mapserver.rest import find as find_views  # noqa: F401
+    from mapserver.rest import html as html_views
+    from mapserver.rest import identify as identify_views  # noqa: F401
+    from mapserver.rest import jobs as job_views
+    from mapserver.rest import legend as legend_views  # noqa: F401
+    from mapserver.rest import query as query_views  # noqa: F401
     from mapserver.rest import services as service_views
+    from mapserver.rest import tiles as tile_views  # noqa: F401
 
     app.register_blueprint(service_views.bp)
     app.register_blueprint(export_views.bp)
+    app.register_blueprint(job_views.bp)
+    app.register_blueprint(html_views.bp)
     register_error_handlers(app)
 
     @app.after_request

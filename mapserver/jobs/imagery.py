@@ -1,0 +1,218 @@
+"""Pixels for an :class:`ImageSpec` on a :class:`Grid`, drawn exactly as ``/export`` draws them.
+
+A service image goes through :func:`mapserver.export.plan` / :func:`resolve_layers` /
+:func:`render_service` (PNG32, transparent) and is decoded back to RGBA, so a batch image can
+never drift from what ``/export`` returns. A ``<service>/<layerId>`` image is the raster
+layer's data values warped with :meth:`RasterSource.read`. Clip geometries mask pixels.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import shapely.geometry
+from affine import Affine
+
+from mapserver.catalog.loader import project_bounds
+from mapserver.catalog.model import Catalog, Service
+from mapserver.export import DrawOptions, plan, resolve_layers
+from mapserver.geo.grid import Grid
+from mapserver.geo.sr import SpatialRef, parse_sr, transformer
+from mapserver.jobs.errors import invalid
+from mapserver.jobs.expression import ImageSpec
+from mapserver.params.export import LayerSelection, parse_layers
+from mapserver.render.compose import render_rgba
+
+RGBA_BANDS = ("vis-red", "vis-green", "vis-blue", "vis-alpha")
+WGS84 = parse_sr("4326", None)
+WEB_MERCATOR = parse_sr("3857", None)
+ORIGIN = 20037508.342789244
+DEFAULT_MAX_DIMENSION = 1024
+
+
+@dataclass
+class Pixels:
+    """Band-first data, a validity mask and band names."""
+
+    data: np.ndarray  # (bands, h, w)
+    valid: np.ndarray  # (h, w) bool
+    bands: tuple[str, ...]
+    rgba: bool  # a rendered (visualised) image: bands are vis-red..vis-alpha
+
+
+def band_names(spec: ImageSpec, catalog: Catalog) -> tuple[str, ...]:
+    svc = catalog.service(spec.service)
+    assert svc is not None
+    if spec.layer_id is None:
+        names = RGBA_BANDS
+    else:
+        raster = svc.layer(spec.layer_id).raster
+        names = tuple(f"b{i + 1}" for i in range(raster.count))
+    if spec.bands:
+        for b in spec.bands:
+            if b not in names:
+                raise invalid(f"Image.select: band '{b[:40]}' not found; the image has bands "
+                              + ", ".join(names))
+        return spec.bands
+    return names
+
+
+def native_sr(spec: ImageSpec, svc: Service) -> SpatialRef:
+    if spec.layer_id is not None:
+        return svc.layer(spec.layer_id).raster.sr
+    return svc.sr
+
+
+def default_grid(spec: ImageSpec, catalog: Catalog) -> Grid:
+    """The grid when the request has no ``grid``: the image's bounds (clip, else the service or
+    raster extent) in its projection, at the requested scale/dimensions, else the raster's
+    native resolution, else at most 1024 pixels on the long side."""
+    from mapserver.jobs.wire import parse_crs
+
+    svc = catalog.service(spec.service)
+    assert svc is not None
+    sr = parse_crs(spec.crs, None) if spec.crs else native_sr(spec, svc)
+    if spec.clip is not None:
+        bounds = shapely.geometry.shape(spec.clip).bounds
+        src = WGS84
+    elif spec.layer_id is not None:
+        raster = svc.layer(spec.layer_id).raster
+        bounds, src = raster.bounds, raster.sr
+    else:
+        bounds, src = svc.full_extent, svc.sr
+    if src != sr:
+        pb = project_bounds(tuple(bounds), src, sr)
+        if pb is None or not all(map(math.isfinite, pb)):
+            raise invalid("The image bounds cannot be projected into " + sr.key)
+        bounds = pb
+    xmin, ymin, xmax, ymax = bounds
+    if spec.crs_transform is not None:
+        a, b, c, d, e, f = spec.crs_transform
+        t = Affine(a, b, c, d, e, f)
+        inv = ~t
+        cols, rows = zip(*(inv * (x, y) for x in (xmin, xmax) for y in (ymin, ymax)),
+                         strict=True)
+        c0, r0 = math.floor(min(cols)), math.floor(min(rows))
+        c1, r1 = math.ceil(max(cols)), math.ceil(max(rows))
+        return Grid(sr, t @ Affine.translation(c0, r0), max(1, c1 - c0), max(1, r1 - r0))
+    bw, bh = xmax - xmin, ymax - ymin
+    if spec.width and spec.height:
+        return Grid(sr, Affine(bw / spec.width, 0, xmin, 0, -bh / spec.height, ymax),
+                    spec.width, spec.height)
+    if spec.scale:
+        res = spec.scale / sr.meters_per_unit
+    elif spec.layer_id is not None and not spec.max_dimension and src == sr:
+        res = svc.layer(spec.layer_id).raster.resolution
+    else:
+        res = max(bw, bh) / (spec.max_dimension or DEFAULT_MAX_DIMENSION)
+    w, h = max(1, round(bw / res)), max(1, round(bh / res))
+    return Grid(sr, Affine(res, 0, xmin, 0, -res, ymax), w, h)
+
+
+def tile_grid(z: int, x: int, y: int) -> Grid:
+    """The Web Mercator XYZ tile (256 px) as a Grid, built like ``/export`` builds one from a
+    bbox so tile pixels equal an ``/export`` of the tile's bbox."""
+    size = 2 * ORIGIN / (1 << z)
+    xmin, ymax = -ORIGIN + x * size, ORIGIN - y * size
+    return Grid.from_bbox((xmin, ymax - size, xmin + size, ymax), 256, 256, WEB_MERCATOR)
+
+
+def standard_scheme(svc: Service):
+    """The service's own tiling scheme when it is the standard XYZ Web Mercator pyramid (then
+    its tile grids are reused, so exported tiles equal ``/tile`` responses), else None."""
+    t = getattr(svc, "tiling", None)
+    if (t is None or t.sr.key != "EPSG:3857" or (t.rows, t.cols) != (256, 256)
+            or abs(t.origin[0] + ORIGIN) > 1 or abs(t.origin[1] - ORIGIN) > 1):
+        return None
+    return t
+
+
+def export_tile_grid(svc: Service, z: int, x: int, y: int) -> Grid | None:
+    """The grid of XYZ tile z/x/y: the service scheme's (None: outside its coverage, an empty
+    tile) or, for services without a standard scheme, :func:`tile_grid`."""
+    scheme = standard_scheme(svc)
+    if scheme is not None and scheme.lod(z) is not None:
+        return scheme.tile_grid(z, y, x)
+    return tile_grid(z, x, y)
+
+
+def tile_range(bounds4326: tuple[float, float, float, float], z: int
+               ) -> tuple[int, int, int, int]:
+    """Inclusive (x0, y0, x1, y1) of the tiles covering a lon/lat box at zoom ``z``."""
+    n = 1 << z
+    lon0, lat0, lon1, lat1 = bounds4326
+    lat0, lat1 = max(lat0, -85.05112878), min(lat1, 85.05112878)
+
+    def tx(lon: float) -> int:
+        return min(n - 1, max(0, math.floor((lon + 180.0) / 360.0 * n)))
+
+    def ty(lat: float) -> int:
+        r = math.radians(lat)
+        v = (1.0 - math.asinh(math.tan(r)) / math.pi) / 2.0 * n
+        return min(n - 1, max(0, math.floor(v)))
+
+    return tx(lon0), ty(lat1), tx(lon1 - 1e-12), ty(lat0 + 1e-12)
+
+
+def image_bounds_4326(spec: ImageSpec, catalog: Catalog) -> tuple[float, float, float, float]:
+    if spec.clip is not None:
+        return shapely.geometry.shape(spec.clip).bounds
+    svc = catalog.service(spec.service)
+    assert svc is not None
+    if spec.layer_id is not None:
+        raster = svc.layer(spec.layer_id).raster
+        b, sr = raster.bounds, raster.sr
+    else:
+        b, sr = svc.full_extent, svc.sr
+    pb = b if sr == WGS84 else project_bounds(tuple(b), sr, WGS84)
+    if pb is None:
+        raise invalid("The image bounds cannot be projected to EPSG:4326")
+    return (max(pb[0], -180.0), max(pb[1], -90.0), min(pb[2], 180.0), min(pb[3], 90.0))
+
+
+def render(spec: ImageSpec, grid: Grid, catalog: Catalog) -> Pixels:
+    svc = catalog.service(spec.service)
+    if svc is None:
+        raise invalid(f"Image.load: no map service '{spec.service}'")
+    names = band_names(spec, catalog)
+    if spec.layer_id is None:
+        sel = parse_layers(spec.layers) if spec.layers else LayerSelection()
+        try:
+            defs = {int(k): v for k, v in spec.layer_defs.items()}
+        except ValueError as exc:
+            raise invalid(f"Image.load: layerDefs keys must be layer ids: {exc}") from exc
+        # the same planning and drawing as /export (png32, transparent), without the encode
+        items = plan(svc, grid, resolve_layers(svc, sel), spec.time,
+                     DrawOptions(layer_defs=defs))
+        rgba = render_rgba(items, grid, None)
+        data = np.ascontiguousarray(rgba.transpose(2, 0, 1))
+        valid = rgba[..., 3] > 0
+        all_names = RGBA_BANDS
+    else:
+        layer = svc.layer(spec.layer_id)
+        raster = layer.raster
+        # data values are sampled, never interpolated (EE's default): nearest neighbour
+        data, valid = raster.read(grid, tuple(range(1, raster.count + 1)), "nearest")
+        all_names = tuple(f"b{i + 1}" for i in range(raster.count))
+    if spec.clip is not None:
+        valid = valid & clip_mask(spec.clip, grid)
+        if spec.layer_id is None:  # clipped-away pixels become transparent
+            data = data.copy()
+            data[:, ~valid] = 0
+    if names != all_names:
+        data = data[[all_names.index(n) for n in names]]
+    return Pixels(data=data, valid=valid, bands=names, rgba=spec.layer_id is None)
+
+
+def clip_mask(geojson: dict, grid: Grid) -> np.ndarray:
+    """True for pixels whose centre lies inside the (EPSG:4326) clip geometry."""
+    from rasterio.features import geometry_mask
+
+    geom = shapely.geometry.shape(geojson)
+    if grid.sr != WGS84:
+        tr = transformer(WGS84, grid.sr)
+        geom = shapely.transform(geom.segmentize(0.5), lambda c: np.column_stack(
+            tr.transform(c[:, 0], c[:, 1], errcheck=False)))
+    return geometry_mask([geom], (grid.height, grid.width), grid.transform, invert=True)
