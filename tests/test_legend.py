@@ -102,7 +102,7 @@ def test_raster_layers_list_rgb_bands_and_the_elevation_ramp(client):
 @pytest.mark.parametrize("query, detail", [
     ({"size": "a"}, "'size' needs 2 comma-separated numbers"),
     ({"size": "0,20"}, "'size' must be two integers from 1 to 512"),
-    ({"dpi": "0"}, "'dpi' must be between 1 and 1200"),
+    ({"dpi": "0"}, "'dpi' must be between 1 and 2400"),
     ({"size": "500,500", "dpi": "1000"}, "'size' x 'dpi' gives a swatch over 2048 pixels"),
 ])
 def test_bad_size_or_dpi_is_an_arcgis_error(client, query, detail):

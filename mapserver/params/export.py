@@ -390,6 +390,17 @@ def _format(value: str | None) -> Format:
     return parse_format(value)
 
 
+
+def parse_dpi(params: Params) -> float:
+    """``dpi``: default 96, 1 to MAX_DPI (symbol sizes and scale depend on it)."""
+    if params.raw("dpi") is None:
+        return 96.0
+    dpi = parse_float(params.raw("dpi"), "dpi")
+    if not 1 <= dpi <= MAX_DPI:
+        raise InvalidParameter("Invalid or missing input parameters.",
+                               [f"'dpi' must be between 1 and {MAX_DPI:g}"])
+    return dpi
+
 def parse_export(params: Params, map_sr: SpatialRef, max_w: int, max_h: int,
                  f_default: str = "html") -> ExportRequest:
     f = parse_f(params, ("html", "json", "pjson", "image", "kmz"), f_default)
@@ -405,12 +416,7 @@ def parse_export(params: Params, map_sr: SpatialRef, max_w: int, max_h: int,
     bbox_sr = parse_sr(params.raw("bboxSR"), map_sr)
     image_sr = parse_sr(params.raw("imageSR"), map_sr)
     width, height = parse_size(params.raw("size"), max_w, max_h)
-    dpi = 96.0
-    if params.raw("dpi") is not None:
-        dpi = parse_float(params.raw("dpi"), "dpi")
-        if not 1 <= dpi <= MAX_DPI:
-            raise InvalidParameter("Invalid or missing input parameters.",
-                                   [f"'dpi' must be between 1 and {MAX_DPI:g}"])
+    dpi = parse_dpi(params)
     map_scale = None
     if params.raw("mapScale") is not None:
         map_scale = parse_float(params.raw("mapScale"), "mapScale")

@@ -9,12 +9,12 @@ from flask import Response
 from mapserver.catalog.model import Layer, Service
 from mapserver.errors import InvalidParameter, MapServerError
 from mapserver.legend import LegendOptions, service_legend
-from mapserver.params.common import Params, parse_f, parse_float, parse_numbers
+from mapserver.params.common import Params, parse_f, parse_numbers
+from mapserver.params.export import parse_dpi
 from mapserver.rest.context import Ctx, service_op
 from mapserver.rest.http import html_response, json_response
 
 MAX_PATCH = 512  # pixels per side at 96 dpi
-MAX_DPI = 1200.0
 
 # dynamicLayers hook: set by the dynamicLayers module to a function turning the request's
 # ``dynamicLayers`` JSON into the layers to draw (with their request-time renderers). While it
@@ -31,12 +31,7 @@ def parse_legend_options(params: Params) -> LegendOptions:
             raise InvalidParameter("Invalid or missing input parameters.",
                                    [f"'size' must be two integers from 1 to {MAX_PATCH}"])
         width, height = int(nums[0]), int(nums[1])
-    dpi = 96.0
-    if params.raw("dpi") is not None:
-        dpi = parse_float(params.raw("dpi"), "dpi")
-        if not 1 <= dpi <= MAX_DPI:
-            raise InvalidParameter("Invalid or missing input parameters.",
-                                   [f"'dpi' must be between 1 and {MAX_DPI:g}"])
+    dpi = parse_dpi(params)
     if max(width, height) * dpi / 96.0 > 4 * MAX_PATCH:
         raise InvalidParameter("Invalid or missing input parameters.",
                                ["'size' x 'dpi' gives a swatch over 2048 pixels"])
