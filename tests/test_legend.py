@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -120,3 +121,31 @@ def test_legend_html_and_pjson(client):
     assert "<td>over 500 million</td>" in page
     pretty = client.get(WORLD, query_string={"f": "pjson"}).get_data(as_text=True)
     assert pretty.startswith('{\n  "layers": [')
+
+
+def test_legend_entry_url_serves_its_swatch(client):
+    """Clients resolve ``url`` against ``…/MapServer/{layerId}/images/``."""
+    body = client.get("/arcgis/rest/services/World/MapServer/legend?f=json").get_json()
+    countries = next(lyr for lyr in body["layers"] if lyr["layerId"] == 1)
+    entry = countries["legend"][0]
+    resp = client.get(f"/arcgis/rest/services/World/MapServer/1/images/{entry['url']}")
+    assert resp.mimetype == "image/png"
+    assert base64.b64encode(resp.data).decode("ascii") == entry["imageData"]
+    missing = client.get("/arcgis/rest/services/World/MapServer/1/images/nope?f=json")
+    assert missing.get_json()["error"]["code"] == 404
+
+
+def test_legend_follows_dynamic_layers(client):
+    """dynamicLayers re-orders layers and swaps renderers in the legend as in export."""
+    dyn = json.dumps([{"id": 1, "source": {"type": "mapLayer", "mapLayerId": 1},
+                       "drawingInfo": {"renderer": {"type": "simple", "label": "All countries",
+                                                    "symbol": {"type": "esriSFS",
+                                                               "style": "esriSFSSolid",
+                                                               "color": [0, 0, 255, 255]}}}}])
+    body = client.get("/arcgis/rest/services/World/MapServer/legend",
+                      query_string={"f": "json", "dynamicLayers": dyn}).get_json()
+    assert [lyr["layerId"] for lyr in body["layers"]] == [1]
+    (entry,) = body["layers"][0]["legend"]
+    assert entry["label"] == "All countries"
+    rgba = decode(base64.b64decode(entry["imageData"]))
+    assert tuple(rgba[10, 10]) == (0, 0, 255, 255)

@@ -34,7 +34,7 @@ class Ctx:
 
 
 ServiceOp = Callable[[Ctx, list[str]], Response]
-LayerOp = Callable[[Ctx, Layer], Response]
+LayerOp = Callable[[Ctx, Layer, list[str]], Response]
 
 SERVICE_OPS: dict[str, ServiceOp] = {}
 LAYER_OPS: dict[str, LayerOp] = {}
@@ -49,7 +49,7 @@ def service_op(name: str) -> Callable[[ServiceOp], ServiceOp]:
 
 
 def layer_op(name: str) -> Callable[[LayerOp], LayerOp]:
-    """Register ``…/MapServer/<layerId>/<name>``."""
+    """Register ``…/MapServer/<layerId>/<name>[/...]``; the handler gets the remaining parts."""
     def deco(fn: LayerOp) -> LayerOp:
         LAYER_OPS[name.lower()] = fn
         return fn

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import base64
+from collections.abc import Sequence
 
 from flask import Response
 
-from mapserver.catalog.model import Layer, Service
-from mapserver.errors import InvalidParameter, MapServerError
-from mapserver.legend import LegendOptions, service_legend
+from mapserver.catalog.model import Layer
+from mapserver.dynamic import resolve_dynamic_layers
+from mapserver.errors import InvalidParameter, MapServerError, NotFound
+from mapserver.legend import LegendOptions, layer_legend, service_legend
 from mapserver.params.common import Params, parse_f, parse_numbers
-from mapserver.params.export import parse_dpi
-from mapserver.rest.context import Ctx, service_op
+from mapserver.params.export import parse_dpi, parse_dynamic_layers
+from mapserver.rest.context import Ctx, layer_op, service_op
 from mapserver.rest.http import html_response, json_response
 
 MAX_PATCH = 512  # pixels per side at 96 dpi
-
-# dynamicLayers hook: set by the dynamicLayers module to a function turning the request's
-# ``dynamicLayers`` JSON into the layers to draw (with their request-time renderers). While it
-# is None the parameter is ignored and the service's own layers are listed.
-DYNAMIC_LAYERS: Callable[[Service, str], Sequence[Layer]] | None = None
 
 
 def parse_legend_options(params: Params) -> LegendOptions:
@@ -38,15 +35,35 @@ def parse_legend_options(params: Params) -> LegendOptions:
     return LegendOptions(width=width, height=height, dpi=dpi)
 
 
+def _request_layers(ctx: Ctx) -> Sequence[Layer] | None:
+    """The layers to list: the request's ``dynamicLayers`` (order, renderers, transparency,
+    dataLayer sources), parsed and resolved exactly as export does, else the service's."""
+    items = parse_dynamic_layers(ctx.params.raw("dynamicLayers"))
+    if items is None:
+        return None
+    return [d.layer for d in resolve_dynamic_layers(ctx.service, items)]
+
+
+@layer_op("images")
+def legend_image(ctx: Ctx, layer: Layer, rest: list[str]) -> Response:
+    """``…/MapServer/{id}/images/{url}``: the swatch a legend entry's relative ``url`` names."""
+    if len(rest) != 1:
+        raise MapServerError("Invalid URL", ["Invalid URL"], code=400)
+    entry = layer_legend(layer, parse_legend_options(ctx.params))
+    for item in (entry or {}).get("legend", []):
+        if item["url"] == rest[0]:
+            return Response(base64.b64decode(item["imageData"]), mimetype="image/png")
+    raise NotFound("Legend image not found", [f"No legend image '{rest[0][:40]}' in layer "
+                                              f"{layer.id}"])
+
+
 @service_op("legend")
 def legend(ctx: Ctx, rest: list[str]) -> Response:
     if rest:
         raise MapServerError("Invalid URL", ["Invalid URL"], code=400)
     f = parse_f(ctx.params)
     opts = parse_legend_options(ctx.params)
-    dyn = ctx.params.raw("dynamicLayers")
-    layers = DYNAMIC_LAYERS(ctx.service, dyn) if dyn and DYNAMIC_LAYERS is not None else None
-    body = service_legend(ctx.service, opts, layers)
+    body = service_legend(ctx.service, opts, _request_layers(ctx))
     if f == "html":
         return html_response("legend.html", service=ctx.service, data=body,
                              title=f"Legend: {ctx.service.name} (MapServer)")

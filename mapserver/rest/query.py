@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Response
 
 from mapserver.catalog.model import Layer
+from mapserver.errors import MapServerError
 from mapserver.features.query import FILTER_PARAMS, FORMATS, check_queryable, parse_query, run_query
 from mapserver.params.common import parse_f
 from mapserver.rest.context import Ctx, layer_op
@@ -20,7 +21,9 @@ QUERY_FIELDS = tuple((
 
 
 @layer_op("query")
-def query(ctx: Ctx, layer: Layer) -> Response:
+def query(ctx: Ctx, layer: Layer, rest: list[str]) -> Response:
+    if rest:
+        raise MapServerError("Invalid URL", ["Invalid URL"], code=400)
     check_queryable(layer)
     if parse_f(ctx.params, FORMATS, "html") == "html" and not any(
             p in ctx.params for p in FILTER_PARAMS):

@@ -78,9 +78,9 @@ def dispatch(subpath: str) -> Response:
             return _respond(metadata.layer_json(service, layer), f"{layer.name} ({layer.id})",
                             "layer", service=service)
         op = LAYER_OPS.get(rest[1].lower())
-        if op is None or len(rest) > 2:
+        if op is None:
             raise MapServerError("Invalid URL", ["Invalid URL"], code=400)
-        return op(ctx, layer)
+        return op(ctx, layer, rest[2:])
     if head.lower() == "layers" and len(rest) == 1:
         return _respond(metadata.layers_json(service), f"{name} layers", "layers",
                         service=service)
