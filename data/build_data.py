@@ -33,7 +33,6 @@ from pathlib import Path
 import numpy as np
 import pyogrio
 import pyogrio.raw
-import shapely
 
 CRS = "EPSG:4326"
 # Fixed timestamp written into gpkg_contents.last_change etc. -> reproducible files.
@@ -79,7 +78,7 @@ def _read(path: Path):
     meta, _fids, geometry, field_data = pyogrio.raw.read(str(path))
     if meta["crs"] != CRS:
         sys.exit(f"{path}: unexpected CRS {meta['crs']!r}")
-    return meta, geometry, dict(zip(meta["fields"], field_data))
+    return meta, geometry, dict(zip(meta["fields"], field_data, strict=False))
 
 
 def build_countries(datasets: Path, out: Path):
@@ -113,7 +112,7 @@ def build_cities(datasets: Path, out: Path) -> None:
 def build_gapminder(countries_geom, countries: dict, gapminder_csv: Path, out: Path) -> None:
     # effective join key per Natural Earth feature
     by_iso: dict[str, int] = {}
-    for i, (name, iso) in enumerate(zip(countries["name"], countries["iso_a3"])):
+    for i, (name, iso) in enumerate(zip(countries["name"], countries["iso_a3"], strict=False)):
         key = NAME_TO_ISO_FIX.get(name, iso) if iso == "-99" else iso
         if key == "-99":
             continue
