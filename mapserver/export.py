@@ -141,13 +141,7 @@ def select_features(layer: Layer, grid: Grid, time: tuple[int | None, int | None
             idx = idx[relate(table.geometry[idx], spatial.geometry, spatial.rel,
                              spatial.relation_param)]
     if where is not None and len(idx):
-        cols = {}
-        for name in where.fields_used:
-            cols[name] = table.columns[name][idx]
-            null = table.columns.get(name + "__null")
-            if null is not None:
-                cols[name + "__null"] = null[idx]
-        idx = idx[where.evaluate(cols, len(idx))]
+        idx = idx[table.where_mask(where, idx)]
     return idx
 
 

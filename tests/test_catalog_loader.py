@@ -42,12 +42,14 @@ BROKEN = {
         "type": "simple", "symbol": {**SYMBOL, "color": [300, 0, 0, 255]}}})),
         "layers[0].drawingInfo.renderer.symbol.color"),
     "duplicate_layer_id.json": (_service(_layer(), _layer(name="Again")), "layers[1].id"),
+    "bad_definition_expression.json": (_service(_layer(definitionExpression="nme = 'a'")),
+                                       "layers[0].definitionExpression"),
 }
 
 
 @pytest.fixture(scope="module")
 def services_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """tests' own folder: one good service over a 3-point GeoPackage, five broken ones."""
+    """tests' own folder: one good service over a 3-point GeoPackage, six broken ones."""
     root = tmp_path_factory.mktemp("services")
     pts = shapely.points([(0, 0), (10, 10), (-10, 5)])
     pyogrio.raw.write(root / "points.gpkg", shapely.to_wkb(pts), [np.array(["a", "b", "c"],
@@ -88,6 +90,12 @@ def test_broken_definition_is_reported_with_file_and_field(broken_app, filename)
     assert path.endswith("/" + filename)
     assert field == BROKEN[filename][1]
     assert problem
+
+
+def test_bad_definition_expression_names_the_unknown_field(broken_app):
+    problems = broken_app.extensions["mapserver"].catalog.problems
+    (mine,) = [p for p in problems if "bad_definition_expression" in p]
+    assert mine.endswith("Unknown field 'nme' in where clause")
 
 
 def test_broken_service_is_not_found_over_http(broken_app):

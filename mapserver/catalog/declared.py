@@ -17,11 +17,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from mapserver.sources.features import FeatureTable
+from mapserver.sources.features import NUMERIC_FIELD_TYPES, FeatureTable
 from mapserver.sources.rasters import RasterSource
 
-NUMERIC_TYPES = ("esriFieldTypeSmallInteger", "esriFieldTypeInteger", "esriFieldTypeSingle",
-                 "esriFieldTypeDouble", "esriFieldTypeOID")
 PARAMETER_TYPES = ("esriFieldTypeString", "esriFieldTypeInteger", "esriFieldTypeSmallInteger",
                    "esriFieldTypeDouble", "esriFieldTypeSingle", "esriFieldTypeDate")
 PLACEHOLDER = re.compile(r"::([A-Za-z_][A-Za-z0-9_]*)")
@@ -138,7 +136,7 @@ def load_range_infos(ctx: _Ctx, value: Any, where: str,
         name = ctx.get(d, "name", w, str, required=True)
         fname = ctx.get(d, "field", w, str, required=True)
         f = table.field(fname)
-        if f is None or f.type not in NUMERIC_TYPES:
+        if f is None or f.type not in NUMERIC_FIELD_TYPES:
             raise ctx.fail(f"{w}field", f"must name a numeric field ({fname!r} is not one)")
         if any(r.name.lower() == name.lower() for r in out):
             raise ctx.fail(f"{w}name", f"duplicate range name {name!r}")

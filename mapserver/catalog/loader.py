@@ -21,12 +21,13 @@ from matplotlib.colors import LinearSegmentedColormap
 
 from mapserver.catalog import declared
 from mapserver.catalog.model import Catalog, LabelClass, Layer, RasterStyle, Service, TimeInfo
-from mapserver.errors import InvalidParameter, ServiceDefinitionError
+from mapserver.errors import InvalidParameter, ServiceDefinitionError, WhereClauseError
 from mapserver.geo.sr import SpatialRef, parse_sr, transformer
 from mapserver.render.style import StyleError, parse_color, parse_renderer
 from mapserver.sources.features import FeatureTable
 from mapserver.sources.rasters import RESAMPLING, RasterSource
 from mapserver.tiling import TilingError, TilingScheme, parse_tiling
+from mapserver.where import compile_where
 
 log = logging.getLogger(__name__)
 
@@ -357,6 +358,12 @@ def _load_layer(ctx: _Ctx, d: dict, where: str, def_dir: Path, data_dir: Path) -
                        table.oid_field)
     labels = _labels(ctx, drawing.get("labelingInfo"), f"{where}drawingInfo.labelingInfo", table)
     time_info = _time_info(ctx, d.get("timeInfo"), f"{where}timeInfo", table)
+    definition = ctx.get(d, "definitionExpression", where, str, "")
+    try:  # checked once here, so a bad clause never reaches a request
+        compile_where(definition, table.field_infos)
+    except WhereClauseError as exc:
+        raise ctx.fail(f"{where}definitionExpression", "; ".join(exc.details) or exc.message
+                       ) from exc
     return Layer(table=table, renderer=renderer, display_field=display, labels=labels,
                  time_info=time_info,
                  range_infos=declared.load_range_infos(ctx, d.get("rangeInfos"),
@@ -364,8 +371,7 @@ def _load_layer(ctx: _Ctx, d: dict, where: str, def_dir: Path, data_dir: Path) -
                  parameter_filter=declared.load_parameter_filter(ctx, d, where, table),
                  archiving=declared.load_archiving(ctx, d.get("archiving"), f"{where}archiving",
                                                    table),
-                 definition_expression=ctx.get(d, "definitionExpression", where, str, ""),
-                 **common)
+                 definition_expression=definition, **common)
 
 
 def _default_renderer(geometry_type: str) -> dict:

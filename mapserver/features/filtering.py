@@ -18,7 +18,7 @@ from mapserver.errors import WhereClauseError
 from mapserver.features.relations import relate
 from mapserver.sources.features import FeatureTable
 from mapserver.timefilter import time_mask
-from mapserver.where import FieldInfo, WhereExpression, combine_and, compile_where
+from mapserver.where import WhereExpression, combine_and, compile_where
 
 
 @dataclass(frozen=True)
@@ -30,15 +30,11 @@ class SpatialFilter:
     relation_param: str | None = None
 
 
-def field_infos(table: FeatureTable) -> list[FieldInfo]:
-    return [FieldInfo(f.name, f.type) for f in table.fields]
-
-
 def compile_clause(table: FeatureTable, text: str | None, param: str,
                    message: str | None = None) -> WhereExpression | None:
     """Compile one clause; errors name the parameter it came from (``where``, ``layerDefs``)."""
     try:
-        return compile_where(text, field_infos(table))
+        return compile_where(text, table.field_infos)
     except WhereClauseError as exc:
         raise WhereClauseError(message or exc.message,
                                [f"'{param}' parameter is invalid", *exc.details]) from None
@@ -82,11 +78,5 @@ def filter_features(layer: Layer, where: str | None = None, layer_def: str | Non
         idx = idx[relate(table.geometry[idx], spatial.geometry, spatial.rel,
                          spatial.relation_param)]
     if expr is not None and len(idx):
-        cols = {}
-        for name in expr.fields_used:
-            cols[name] = table.columns[name][idx]
-            null = table.columns.get(name + "__null")
-            if null is not None:
-                cols[name + "__null"] = null[idx]
-        idx = idx[expr.evaluate(cols, len(idx))]
+        idx = idx[table.where_mask(expr, idx)]
     return idx.astype(np.int64, copy=False)

@@ -20,11 +20,9 @@ from mapserver.features.filtering import filter_features
 from mapserver.features.popup import OutputOptions, feature_results
 from mapserver.params.common import Params, parse_f, parse_int_list
 from mapserver.params.export import parse_layer_defs
-from mapserver.sources.features import FeatureTable
+from mapserver.sources.features import NUMERIC_FIELD_TYPES, FeatureTable
 
 MESSAGE = "Invalid or missing input parameters."
-NUMERIC = ("esriFieldTypeSmallInteger", "esriFieldTypeInteger", "esriFieldTypeSingle",
-           "esriFieldTypeDouble", "esriFieldTypeOID")
 
 
 @dataclass(frozen=True)
@@ -92,7 +90,7 @@ def _match(table: FeatureTable, name: str, idx: np.ndarray, text: str, contains:
             return np.fromiter((v is not None and needle in v.lower() for v in col), bool,
                                len(col))
         return np.fromiter((v == text for v in col), bool, len(col))
-    if fld.type in NUMERIC:
+    if fld.type in NUMERIC_FIELD_TYPES:
         try:
             number = float(text)
         except ValueError:

@@ -13,11 +13,9 @@ import numpy as np
 
 from mapserver.errors import InvalidParameter
 from mapserver.features.attributes import resolve_fields
-from mapserver.sources.features import FeatureTable, Field
+from mapserver.sources.features import NUMERIC_FIELD_TYPES, FeatureTable, Field
 
 STAT_TYPES = ("count", "sum", "min", "max", "avg", "stddev", "var")
-NUMERIC = ("esriFieldTypeSmallInteger", "esriFieldTypeInteger", "esriFieldTypeSingle",
-           "esriFieldTypeDouble", "esriFieldTypeOID")
 
 
 @dataclass(frozen=True)
@@ -40,7 +38,7 @@ def parse_statistics(table: FeatureTable, value: object, message: str) -> list[S
         if stype not in STAT_TYPES or not isinstance(fname, str):
             raise bad
         field = resolve_fields(table, [fname], message, "outStatistics")[0]
-        if stype not in ("count", "min", "max") and field.type not in NUMERIC:
+        if stype not in ("count", "min", "max") and field.type not in NUMERIC_FIELD_TYPES:
             raise InvalidParameter(message, ["'outStatistics' parameter is invalid",
                                              f"'{stype}' needs a numeric field"])
         name = item.get("outStatisticFieldName")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +18,11 @@ import pyogrio
 import shapely
 
 from mapserver.geo.sr import SpatialRef, from_crs
+from mapserver.where import FieldInfo, WhereExpression
 
 OID_FIELD = "OBJECTID"
+NUMERIC_FIELD_TYPES = ("esriFieldTypeSmallInteger", "esriFieldTypeInteger",
+                       "esriFieldTypeSingle", "esriFieldTypeDouble", "esriFieldTypeOID")
 
 GEOMETRY_TYPES = {
     "Point": "esriGeometryPoint", "MultiPoint": "esriGeometryMultipoint",
@@ -64,6 +68,22 @@ class FeatureTable:
     def field(self, name: str) -> Field | None:
         """Case-insensitive field lookup."""
         return self._by_lower.get(name.lower())
+
+    @cached_property
+    def field_infos(self) -> tuple[FieldInfo, ...]:
+        """The fields as the where-clause engine checks them."""
+        return tuple(FieldInfo(f.name, f.type) for f in self.fields)
+
+    def where_mask(self, expr: WhereExpression, idx: np.ndarray) -> np.ndarray:
+        """Which of the features ``idx`` a compiled where clause selects (only the columns
+        the clause uses are sliced, with their null masks)."""
+        cols: dict[str, np.ndarray] = {}
+        for name in expr.fields_used:
+            cols[name] = self.columns[name][idx]
+            null = self.columns.get(name + "__null")
+            if null is not None:
+                cols[name + "__null"] = null[idx]
+        return expr.evaluate(cols, len(idx))
 
     @property
     def oid_field(self) -> str:
