@@ -24,11 +24,12 @@ from mapserver.jobs.errors import invalid
 from mapserver.jobs.expression import ImageSpec
 from mapserver.params.export import LayerSelection, parse_layers
 from mapserver.render.compose import render_rgba
+from mapserver.tiling import TilingScheme, parse_tiling
 
 RGBA_BANDS = ("vis-red", "vis-green", "vis-blue", "vis-alpha")
 WGS84 = parse_sr("4326", None)
 WEB_MERCATOR = parse_sr("3857", None)
-ORIGIN = 20037508.342789244
+MAX_ZOOM = 22  # deepest map:export level
 DEFAULT_MAX_DIMENSION = 1024
 
 
@@ -111,31 +112,28 @@ def default_grid(spec: ImageSpec, catalog: Catalog) -> Grid:
     return Grid(sr, Affine(res, 0, xmin, 0, -res, ymax), w, h)
 
 
-def tile_grid(z: int, x: int, y: int) -> Grid:
-    """The Web Mercator XYZ tile (256 px) as a Grid, built like ``/export`` builds one from a
-    bbox so tile pixels equal an ``/export`` of the tile's bbox."""
-    size = 2 * ORIGIN / (1 << z)
-    xmin, ymax = -ORIGIN + x * size, ORIGIN - y * size
-    return Grid.from_bbox((xmin, ymax - size, xmin + size, ymax), 256, 256, WEB_MERCATOR)
+# The XYZ pyramid of services without a standard scheme of their own: Esri's Web Mercator
+# scheme (as /tile serves it), levels 0..MAX_ZOOM, with no coverage limit.
+XYZ_SCHEME = parse_tiling({"levels": MAX_ZOOM + 1})
 
 
-def standard_scheme(svc: Service):
+def standard_scheme(svc: Service) -> TilingScheme | None:
     """The service's own tiling scheme when it is the standard XYZ Web Mercator pyramid (then
     its tile grids are reused, so exported tiles equal ``/tile`` responses), else None."""
-    t = getattr(svc, "tiling", None)
-    if (t is None or t.sr.key != "EPSG:3857" or (t.rows, t.cols) != (256, 256)
-            or abs(t.origin[0] + ORIGIN) > 1 or abs(t.origin[1] - ORIGIN) > 1):
+    t = svc.tiling
+    if (t is None or t.sr != XYZ_SCHEME.sr or (t.rows, t.cols) != (256, 256)
+            or max(abs(a - b) for a, b in zip(t.origin, XYZ_SCHEME.origin, strict=True)) > 1):
         return None
     return t
 
 
 def export_tile_grid(svc: Service, z: int, x: int, y: int) -> Grid | None:
     """The grid of XYZ tile z/x/y: the service scheme's (None: outside its coverage, an empty
-    tile) or, for services without a standard scheme, :func:`tile_grid`."""
+    tile) or, for services without a standard scheme, the default XYZ scheme's."""
     scheme = standard_scheme(svc)
     if scheme is not None and scheme.lod(z) is not None:
         return scheme.tile_grid(z, y, x)
-    return tile_grid(z, x, y)
+    return XYZ_SCHEME.tile_grid(z, y, x)
 
 
 def tile_range(bounds4326: tuple[float, float, float, float], z: int

@@ -21,7 +21,14 @@ from mapserver.geo.grid import Grid
 from mapserver.geo.sr import SpatialRef, parse_sr
 from mapserver.jobs.errors import invalid
 from mapserver.jobs.expression import CollectionSpec, ImageSpec, evaluate
-from mapserver.jobs.imagery import band_names, default_grid, image_bounds_4326, tile_range
+from mapserver.jobs.imagery import (
+    MAX_ZOOM,
+    band_names,
+    default_grid,
+    image_bounds_4326,
+    tile_range,
+)
+from mapserver.tiling import WM_RESOLUTION0
 
 COMMON = {"expression", "description", "requestId", "workloadTag", "priority", "maxWorkers"}
 IMAGE_FIELDS = COMMON | {"fileExportOptions", "assetExportOptions", "maxPixels", "grid"}
@@ -30,8 +37,6 @@ VIDEO_FIELDS = COMMON | {"videoOptions", "fileExportOptions", "grid"}
 TYPES = {"image": "EXPORT_IMAGE", "map": "EXPORT_TILES", "video": "EXPORT_VIDEO"}
 REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{1,60}$")
 WORKLOAD_TAG = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
-MAX_ZOOM = 22
-EQUATOR_RES = 156543.03392804097
 DEFAULT_MAX_PIXELS = 100_000_000
 
 
@@ -295,7 +300,7 @@ def parse_map(body: Any, catalog: Catalog, max_tiles: int) -> JobPlan:
         scale = as_float(to["scale"], "tileOptions.scale")
         if scale <= 0:
             raise invalid("tileOptions.scale must be positive")
-        end = next((z for z in range(MAX_ZOOM + 1) if EQUATOR_RES / (1 << z) <= scale), MAX_ZOOM)
+        end = next((z for z in range(MAX_ZOOM + 1) if WM_RESOLUTION0 / (1 << z) <= scale), MAX_ZOOM)
     if not 0 <= start <= end <= MAX_ZOOM:
         raise invalid(f"tileOptions: need 0 <= startZoom <= endZoom <= {MAX_ZOOM}")
     opts = _obj(body, "tileExportOptions", "request")
