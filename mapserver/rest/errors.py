@@ -14,7 +14,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from mapserver.errors import MapServerError
-from mapserver.rest.http import html_response, json_body
+from mapserver.rest.http import html_response, json_body, valid_callback, wrap_json
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +40,10 @@ def error_response(err: MapServerError, http_status: int = 200) -> Response:
     body = err.to_json()
     if f == "html":
         return html_response("error.html", status=http_status, error=body["error"])
-    text = json_body(body, pretty=(f == "pjson"))
     callback = request.args.get("callback") or ""
-    from mapserver.rest.http import CALLBACK_RE
-
-    if callback and CALLBACK_RE.match(callback) and len(callback) <= 128:
-        return Response(f"{callback}({text});", status=http_status,
-                        mimetype="application/javascript")
-    return Response(text, status=http_status, mimetype="application/json")
+    # an invalid callback is itself the error being reported: answer plain JSON then
+    return wrap_json(json_body(body, pretty=(f == "pjson")),
+                     callback if valid_callback(callback) else None, http_status)
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -46,14 +46,23 @@ def _default(o: Any) -> Any:
 
 def json_response(obj: Any, params: Params, f: str = "json") -> Response:
     """JSON, pretty JSON (``pjson``) or JSONP when ``callback`` is given."""
-    body = json_body(_sanitize(obj), pretty=(f == "pjson"))
     callback = params.raw("callback")
-    if callback is not None:
-        if not CALLBACK_RE.match(callback) or len(callback) > 128:
-            raise InvalidParameter("Invalid or missing input parameters.",
-                                   ["'callback' must be a JavaScript identifier"])
-        return Response(f"{callback}({body});", mimetype="application/javascript")
-    return Response(body, mimetype="application/json")
+    if callback is not None and not valid_callback(callback):
+        raise InvalidParameter("Invalid or missing input parameters.",
+                               ["'callback' must be a JavaScript identifier"])
+    return wrap_json(json_body(_sanitize(obj), pretty=(f == "pjson")), callback)
+
+
+def valid_callback(name: str) -> bool:
+    return len(name) <= 128 and CALLBACK_RE.match(name) is not None
+
+
+def wrap_json(text: str, callback: str | None, status: int = 200) -> Response:
+    """JSON text as ``application/json``, or as JSONP ``callback(...)`` when one is given."""
+    if callback:
+        return Response(f"{callback}({text});", status=status,
+                        mimetype="application/javascript")
+    return Response(text, status=status, mimetype="application/json")
 
 
 def _sanitize(obj: Any) -> Any:
