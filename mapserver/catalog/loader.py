@@ -16,7 +16,6 @@ from typing import Any
 
 import matplotlib
 import numpy as np
-import shapely
 from matplotlib.colors import LinearSegmentedColormap
 
 from mapserver.catalog import declared
@@ -567,7 +566,3 @@ def _link_groups(ctx: _Ctx, layers: list[Layer]) -> list[Layer]:
             seen.add(cur)
             cur = parent[cur]
     return [dataclasses.replace(lyr, parent_id=parent.get(lyr.id, -1)) for lyr in layers]
-
-
-def _unused() -> None:  # keep shapely import meaningful for type checkers
-    _ = shapely

@@ -172,7 +172,3 @@ class Store:
                        (json.dumps(result), op_id, idx))
             db.execute("UPDATE operations SET done=(SELECT COUNT(*) FROM shards WHERE op_id=? "
                        "AND done=1), update_time=? WHERE id=?", (op_id, time.time(), op_id))
-
-    def shard_runs(self, op_id: str) -> list[int]:
-        return [r[0] for r in self.conn().execute(
-            "SELECT runs FROM shards WHERE op_id=? ORDER BY idx", (op_id,)).fetchall()]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from mapserver.errors import InvalidParameter
@@ -105,9 +105,6 @@ def parse_json(value: str, name: str) -> Any:
                                [f"'{name}' is not valid JSON"]) from exc
 
 
-RESPONSE_FORMATS = ("html", "json", "pjson", "image", "kmz", "help")
-
-
 def parse_f(params: Params, allowed: Iterable[str] = ("html", "json", "pjson"),
             default: str = "html") -> str:
     """The ``f`` parameter; ``pretty=true`` turns json into pjson (GDAL appends it)."""
@@ -135,10 +132,3 @@ def parse_int_list(text: str, name: str) -> list[int]:
                 "Invalid or missing input parameters.",
                 [f"'{name}' contains an invalid layer id '{part[:20]}'"]) from exc
     return out
-
-
-def lookup_ci(mapping: Mapping[str, Any], key: str) -> Any:
-    for k, v in mapping.items():
-        if k.lower() == key.lower():
-            return v
-    return None
