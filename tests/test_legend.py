@@ -73,8 +73,13 @@ def test_size_sets_the_patch_and_dpi_scales_image_and_symbol_together(client):
     assert (patch["width"], patch["height"]) == (40, 40)
     assert (marker["width"], marker["height"]) == (40, 40)
     rgba = swatch(marker)
-    # at 192 dpi the 6 pt marker is 16 px across: red 6 px from the centre
-    assert tuple(rgba[20, 26]) == (200, 30, 30, 255) and rgba[20, 32, 3] == 0
+    # at 192 dpi the 6 pt marker is 16 px across (red to 7 px from the centre, then 2 px of
+    # white outline). The centre of the 40 px swatch is x = y = 20.0, the corner between pixels
+    # 19 and 20 (pixel c spans [c, c + 1)), so the disc is symmetric about it: pixels 14 and 25
+    # (5 to 6 px either side) are red, pixels 7 and 32 (12 to 13 px out) are clear.
+    assert tuple(rgba[20, 25]) == tuple(rgba[20, 14]) == (200, 30, 30, 255)
+    assert tuple(rgba[25, 20]) == tuple(rgba[14, 20]) == (200, 30, 30, 255)
+    assert rgba[20, 32, 3] == 0 and rgba[20, 7, 3] == 0
 
 
 def test_a_marker_larger_than_the_patch_gets_a_larger_image(client):

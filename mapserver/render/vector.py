@@ -132,6 +132,9 @@ def _draw_paths(ax: Axes, paths: list[Path], symbol: object, closed: bool, alpha
 
 def _draw_markers(ax: Axes, pix: np.ndarray, sym: MarkerSymbol, grid: Grid,
                   alpha: float) -> None:
+    """One marker centred exactly on each (col, row) of ``pix``, ``size`` points (size x dpi / 72
+    pixels) across. Pixel (c, r) spans [c, c + 1) x [r, r + 1): (10.5, 20.5) is the centre of
+    pixel (10, 20)."""
     marker = MarkerStyle(MARKERS[sym.style])
     if sym.angle:
         marker = marker.rotated(deg=sym.angle)
@@ -145,7 +148,19 @@ def _draw_markers(ax: Axes, pix: np.ndarray, sym: MarkerSymbol, grid: Grid,
     if sym.style in ("esriSMSCross", "esriSMSX"):  # line-only markers take the symbol colour
         edge, width = face, max(width, 1.0)
     ax.scatter(pix[:, 0], pix[:, 1], s=sym.size ** 2, marker=marker, c=[face],
-               edgecolors=[edge], linewidths=width, plotnonfinite=False)
+               edgecolors=[edge], linewidths=width, plotnonfinite=False,
+               snap=False, antialiaseds=EXACT_MARKERS)
+
+
+# ``antialiaseds`` for marker collections: two identical flags. matplotlib draws a collection of
+# one path with one colour, width and flag through the renderer's ``draw_markers``, and Agg's
+# ``draw_markers`` rasterises the marker once and stamps it centred on the pixel at each position
+# rounded to whole pixels: 0 to 1 px (half a pixel on average) right of and below the point, e.g.
+# (31.0, 7.6) came out centred on (31.5, 8.5) and (10.5, 20.5) on (11.5, 21.5). Two flags keep
+# markers on ``draw_path_collection``, which rasterises each marker at its exact sub-pixel offset.
+# ``snap=False`` as well: Agg snaps straight-edged markers (squares) to pixel centres, which
+# changes their size.
+EXACT_MARKERS = (True, True)
 
 
 def label_specs(layer: Layer, idx: np.ndarray, grid: Grid) -> list[LabelSpec]:
