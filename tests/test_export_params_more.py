@@ -1,7 +1,8 @@
 """Export parameters that act on what a service declares (Samples/Demo, data/build_demo.py):
 mapRangeValues/layerRangeValues (layer 1 rangeInfos on elevation), layerParameterValues
 (layer 1 parameterInfos), historicMoment (layer 2 archiving), gdbVersion (versions) and a raster
-time series (layer 3), and datumTransformations (layer 4, a square in NAD27).
+time series (layer 3). datumTransformations (layer 4, a square in NAD27) is tested in
+tests/test_datum_transformations.py.
 
 Sites at bbox 0,0,50,10 and size 500x100 are 10 px per degree: site i (A, B, C, D; version
 sde.USER1 adds E) is the square lon 10i+2..10i+8, lat 2..8, centred on pixel (row 50,
@@ -211,58 +212,3 @@ def test_declarations_are_advertised(client):
                                         "startArchivingMoment": 946684800000}
     series = client.get(DEMO + "/3", query_string={"f": "json"}).get_json()
     assert series["timeInfo"]["timeExtent"] == [D2020, D2022]
-
-
-# ---- datumTransformations ------------------------------------------------------------------
-
-NAD27_VIEW = {"bbox": "-11132149,4865742,-11131749,4866142", "bboxSR": "3857",
-              "imageSR": "3857", "size": "400,400", "layers": "show:4"}
-
-
-def nad27_square_centre(client, transformations: object | None) -> tuple[float, float]:
-    """Centre (col, row) of the drawn NAD27 square, in pixels of 1 Web Mercator metre."""
-    params = {**SITES, **NAD27_VIEW}
-    if transformations is not None:
-        params["datumTransformations"] = json.dumps(transformations)
-    r = client.get(EXPORT, query_string=params)
-    assert r.mimetype == "image/png", r.data[:300]
-    rows, cols = np.nonzero(decode(r.data)[..., 3] > 127)
-    return (cols.min() + cols.max() + 1) / 2, (rows.min() + rows.max() + 1) / 2
-
-
-def expected_mercator(code: int) -> tuple[float, float]:
-    """100 W 40 N (NAD27) through EPSG transformation ``code`` (its own PROJ pipeline, which
-    takes latitude first), then to Web Mercator."""
-    import pyproj
-    from pyproj.crs import CoordinateOperation
-
-    lat, lon = pyproj.Transformer.from_pipeline(
-        CoordinateOperation.from_epsg(code).to_proj4()).transform(40.0, -100.0)
-    return pyproj.Transformer.from_crs(4326, 3857, always_xy=True).transform(lon, lat)
-
-
-def test_datum_transformation_moves_the_feature_by_the_expected_metres(client):
-    a = nad27_square_centre(client, [1172])  # NAD27 to WGS 84 (3): -10, 158, 187 m
-    b = nad27_square_centre(client, [{"wkid": 1176}])  # NAD27 to WGS 84 (7)
-    (ax, ay), (bx, by) = expected_mercator(1172), expected_mercator(1176)
-    assert abs((b[0] - a[0]) - (bx - ax)) <= 1.0  # about +11.6 px east
-    assert abs((b[1] - a[1]) - (ay - by)) <= 1.0  # about +33.4 px south (rows grow down)
-    assert abs(bx - ax) > 10 and abs(by - ay) > 30
-    # where it lands: the view's left edge is x = -11132149, one pixel per metre
-    assert abs(a[0] - (ax + 11132149)) <= 1.0
-    assert abs(a[1] - (4866142 - ay)) <= 1.0
-    # the same transformation as WKT2, and as a composite of that one step
-    from pyproj.crs import CoordinateOperation
-
-    wkt = CoordinateOperation.from_epsg(1176).to_wkt()
-    assert nad27_square_centre(client, [{"wkt": wkt}]) == b
-    assert nad27_square_centre(client, [{"geoTransforms": [
-        {"wkid": 1176, "transformForward": True}]}]) == b
-
-
-def test_unknown_datum_transformation_is_an_arcgis_error(client):
-    body = error(client, datumTransformations="[999999]")
-    assert body == bad("'datumTransformations' has an unknown transformation wkid 999999")
-    body = error(client, datumTransformations=json.dumps([{"wkt": "GEOGTRAN[\"x\"]"}]))
-    assert body["error"]["details"][0].startswith(
-        "'datumTransformations' wkt is not a coordinate operation PROJ can read")

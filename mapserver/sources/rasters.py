@@ -107,13 +107,17 @@ class RasterSource:
         return level
 
     def read(self, grid: Grid, bands: tuple[int, ...], resampling: str = "nearest",
-             out_dtype: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+             out_dtype: str | None = None, *,
+             operation: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Warp ``bands`` (1-based) onto ``grid``. Returns (data[bands, h, w], valid[h, w]).
 
         Nodata and areas outside the raster are ``valid == False``; they become transparent.
+        ``operation`` (a PROJ pipeline or WKT2 coordinate operation from the raster's CRS to the
+        grid's, e.g. ``datum.raster_operation``) replaces the transformation GDAL would pick.
         """
         ds = _open(self.path, self._overview_level(grid))
-        if resampling == "nearest" and self.all_valid and grid.is_north_up \
+        if operation is None and resampling == "nearest" and self.all_valid \
+                and grid.is_north_up \
                 and ds.transform.b == 0 and ds.transform.d == 0 and ds.transform.a > 0 \
                 and ds.transform.e < 0 and ds.crs == rasterio_crs(grid.sr):
             return _read_gather(ds, grid, bands, out_dtype or self.dtype)
@@ -123,9 +127,12 @@ class RasterSource:
         nb = max(bands)
         dtype = out_dtype or self.dtype
         dest = np.zeros((nb + 1, grid.height, grid.width), dtype=dtype)
+        # COORDINATE_OPERATION reaches GDAL's GDALCreateGenImgProjTransformer2 (rasterio passes
+        # extra keywords to the transformer and the warp options)
+        extra = {} if operation is None else {"COORDINATE_OPERATION": operation}
         reproject(rasterio.band(ds, list(range(1, nb + 1))), dest, src_nodata=self.nodata,
                   dst_transform=grid.transform, dst_crs=rasterio_crs(grid.sr),
-                  resampling=RESAMPLING[resampling], dst_alpha=nb + 1, num_threads=1)
+                  resampling=RESAMPLING[resampling], dst_alpha=nb + 1, num_threads=1, **extra)
         return dest[[b - 1 for b in bands]], dest[nb] > 0
 
 
