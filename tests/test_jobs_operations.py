@@ -230,7 +230,7 @@ def test_killed_worker_process_is_taken_over_and_resumes_unfinished_shards(tmp_p
 def test_dask_cluster_pyramid_equals_tiles_and_is_published_as_tile_cache(tmp_path):
     from distributed import LocalCluster
 
-    from mapserver.tiles import render_tile
+    from mapserver.maps.tiles import render_tile
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
                       dashboard_address=None) as cluster:

@@ -19,6 +19,7 @@ import numpy as np
 
 from mapserver.sources.features import NUMERIC_FIELD_TYPES, FeatureTable
 from mapserver.sources.rasters import RasterSource
+from mapserver.where import compile_clause
 
 PARAMETER_TYPES = ("esriFieldTypeString", "esriFieldTypeInteger", "esriFieldTypeSmallInteger",
                    "esriFieldTypeDouble", "esriFieldTypeSingle", "esriFieldTypeDate")
@@ -193,10 +194,8 @@ def load_parameter_filter(ctx: _Ctx, d: dict, where: str,
                                                   "declared parameterInfos names")
     pf = ParameterFilter(template, tuple(infos))
     # compile once with the defaults so a bad template fails at load, not per request
-    from mapserver.features.filtering import compile_clause
-
     try:
-        compile_clause(table, fill_template(pf, {}), "parameterFilter")
+        compile_clause(table.field_infos, fill_template(pf, {}), "parameterFilter")
     except Exception as exc:  # WhereClauseError: report it against the definition
         raise ctx.fail(f"{where}parameterFilter", getattr(exc, "details", [str(exc)])[-1]
                        ) from exc

@@ -21,7 +21,8 @@ from matplotlib.colors import LinearSegmentedColormap
 from mapserver.catalog import declared
 from mapserver.catalog.model import Catalog, LabelClass, Layer, RasterStyle, Service, TimeInfo
 from mapserver.errors import InvalidParameter, ServiceDefinitionError, WhereClauseError
-from mapserver.geo.sr import SpatialRef, parse_sr, transformer
+from mapserver.geo.project import project_bounds
+from mapserver.geo.sr import SpatialRef, parse_sr
 from mapserver.render.style import StyleError, parse_color, parse_renderer
 from mapserver.sources.features import FeatureTable
 from mapserver.sources.rasters import RESAMPLING, RasterSource
@@ -241,26 +242,6 @@ def _full_extent(layers: list[Layer], sr: SpatialRef) -> tuple[float, float, flo
     arr = np.array(boxes)
     return (float(arr[:, 0].min()), float(arr[:, 1].min()), float(arr[:, 2].max()),
             float(arr[:, 3].max()))
-
-
-def project_bounds(b: tuple[float, float, float, float], src: SpatialRef,
-                   dst: SpatialRef) -> tuple[float, float, float, float] | None:
-    """Bounds of a box after projection (edges densified), clamped to the target's domain."""
-    if src == dst:
-        return b
-    xmin, ymin, xmax, ymax = b
-    if dst.is_web_mercator and src.is_geographic:
-        ymin, ymax = max(ymin, -85.0511287798), min(ymax, 85.0511287798)
-    t = np.linspace(0, 1, 21)
-    xs = np.concatenate([xmin + (xmax - xmin) * t, np.full(21, xmax),
-                         xmin + (xmax - xmin) * t, np.full(21, xmin)])
-    ys = np.concatenate([np.full(21, ymin), ymin + (ymax - ymin) * t, np.full(21, ymax),
-                         ymin + (ymax - ymin) * t])
-    tx, ty = transformer(src, dst).transform(xs, ys, errcheck=False)
-    ok = np.isfinite(tx) & np.isfinite(ty)
-    if not ok.any():
-        return None
-    return (float(tx[ok].min()), float(ty[ok].min()), float(tx[ok].max()), float(ty[ok].max()))
 
 
 def _resolve_source(ctx: _Ctx, value: str, where: str, def_dir: Path, data_dir: Path) -> str:

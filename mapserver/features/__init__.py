@@ -1,10 +1,6 @@
 """Feature operations (identify, find, query) over in-memory layers, independent of HTTP.
 
-:func:`~mapserver.features.filtering.filter_features` is the one selection path (where clauses,
-layerDefs, definitionExpression, time, geometry with any ``esriSpatialRel``, object ids);
-the other modules parse Esri geometry in and write Esri JSON / GeoJSON out.
+They select through the planner's selection half (:mod:`mapserver.select`): the same
+filters the map is drawn with, so a click, a search and a query answer what the map shows.
+The other modules parse Esri geometry in and write Esri JSON / GeoJSON out.
 """
-
-from mapserver.features.filtering import SpatialFilter, filter_features
-
-__all__ = ["SpatialFilter", "filter_features"]

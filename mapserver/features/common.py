@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 import shapely
 
 from mapserver.errors import InvalidParameter
-from mapserver.features.geometry_out import project
+from mapserver.geo.project import project_geometry
 from mapserver.geo.sr import SpatialRef, parse_sr
 from mapserver.params.common import Params, parse_bool, parse_float
 
@@ -62,20 +61,10 @@ def opt_precision(params: Params, message: str) -> int | None:
 
 def to_layer_sr(geom: shapely.Geometry, src: SpatialRef, dst: SpatialRef,
                 message: str = "Invalid or missing input parameters.") -> shapely.Geometry:
-    """Project a query geometry, densifying edges first so boxes follow curved meridians."""
-    if geom.is_empty:
-        return geom
-    if src == dst:
-        return geom if shapely.is_valid(geom) else shapely.make_valid(geom)
-    if geom.geom_type not in ("Point", "MultiPoint"):
-        xmin, ymin, xmax, ymax = geom.bounds
-        step = max(xmax - xmin, ymax - ymin) / 32.0
-        if step > 0:
-            geom = shapely.segmentize(geom, step)
-    out = project(geom, src, dst)
-    if not np.isfinite(shapely.get_coordinates(out)).all():
+    """Project a query geometry (densified, through :mod:`mapserver.geo.project`); refused
+    when nothing of it projects."""
+    out = project_geometry(geom, src, dst, segments=32)
+    if out.is_empty and not geom.is_empty:
         raise InvalidParameter(message, ["The geometry cannot be projected into the layer's "
                                          "spatial reference"])
-    if not shapely.is_valid(out):
-        out = shapely.make_valid(out)
     return out

@@ -16,10 +16,11 @@ from mapserver.catalog.model import Layer, Service
 from mapserver.errors import InvalidParameter
 from mapserver.features.attributes import format_value
 from mapserver.features.common import opt_bool, opt_float, opt_precision, opt_sr
-from mapserver.features.filtering import filter_features
 from mapserver.features.popup import OutputOptions, feature_results
 from mapserver.params.common import Params, parse_f, parse_int_list
-from mapserver.params.export import parse_layer_defs
+from mapserver.params.filters import MapFilters, parse_map_filters
+from mapserver.select.features import select_features
+from mapserver.select.plan import MapLayers, layer_filter, resolve_map
 from mapserver.sources.features import NUMERIC_FIELD_TYPES, FeatureTable
 
 MESSAGE = "Invalid or missing input parameters."
@@ -33,7 +34,7 @@ class FindRequest:
     layer_ids: tuple[int, ...]
     search_fields: tuple[str, ...] | None
     opts: OutputOptions
-    layer_defs: dict[int, str] = field(default_factory=dict)
+    filters: MapFilters = field(default_factory=MapFilters)
 
 
 def parse_find(params: Params, service: Service) -> FindRequest:
@@ -46,10 +47,6 @@ def parse_find(params: Params, service: Service) -> FindRequest:
         raise InvalidParameter(MESSAGE, ["'layers' parameter is required"])
     ids = tuple(dict.fromkeys(parse_int_list(layers_raw.partition(":")[2]
                                              if ":" in layers_raw else layers_raw, "layers")))
-    for lid in ids:
-        if service.layer(lid) is None:
-            raise InvalidParameter(MESSAGE,
-                                   [f"The requested layer (layerId: {lid}) was not found."])
     fields_raw = params.raw("searchFields")
     search_fields = None
     if fields_raw is not None:
@@ -63,19 +60,21 @@ def parse_find(params: Params, service: Service) -> FindRequest:
         unformatted=opt_bool(params, "returnUnformattedValues", False, MESSAGE))
     return FindRequest(f=f, text=text, contains=opt_bool(params, "contains", True, MESSAGE),
                        layer_ids=ids, search_fields=search_fields, opts=opts,
-                       layer_defs=parse_layer_defs(params.raw("layerDefs")))
+                       filters=parse_map_filters(params, service.sr, layers=False, time=False))
 
 
-def _layers(service: Service, ids: tuple[int, ...]) -> list[Layer]:
+def _layers(m: MapLayers, ids: tuple[int, ...]) -> list[Layer]:
     out: list[Layer] = []
     for lid in ids:
-        layer = service.layer(lid)
-        assert layer is not None
+        layer = m.layer(lid)
+        if layer is None:
+            raise InvalidParameter(MESSAGE,
+                                   [f"The requested layer (layerId: {lid}) was not found."])
         members = [layer] if layer.kind != "group" else \
-            [service.layer(s) for s in layer.sublayer_ids]
-        for m in members:
-            if m is not None and m.table is not None and m not in out:
-                out.append(m)
+            [m.layer(s) for s in layer.sublayer_ids]
+        for member in members:
+            if member is not None and member.table is not None and member not in out:
+                out.append(member)
     return out
 
 
@@ -103,7 +102,8 @@ def _match(table: FeatureTable, name: str, idx: np.ndarray, text: str, contains:
 
 def run_find(service: Service, req: FindRequest) -> dict:
     results: list[dict] = []
-    for layer in _layers(service, req.layer_ids):
+    m = resolve_map(service, req.filters)
+    for layer in _layers(m, req.layer_ids):
         table = layer.table
         assert table is not None
         if req.search_fields is None:
@@ -113,7 +113,7 @@ def run_find(service: Service, req: FindRequest) -> dict:
                      if table.field(n) is not None]
         if not names:
             continue
-        idx = filter_features(layer, layer_def=req.layer_defs.get(layer.id))
+        idx = select_features(layer, layer_filter(m, layer))
         hits = [(name, _match(table, name, idx, req.text, req.contains)) for name in names]
         rows: list[int] = []
         extra: list[dict] = []

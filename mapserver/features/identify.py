@@ -18,7 +18,6 @@ from rasterio.windows import Window
 
 from mapserver.catalog.model import Layer, Service
 from mapserver.errors import InvalidParameter
-from mapserver.export import default_visible
 from mapserver.features.attributes import format_number
 from mapserver.features.common import (
     opt_bool,
@@ -27,13 +26,16 @@ from mapserver.features.common import (
     opt_sr,
     to_layer_sr,
 )
-from mapserver.features.filtering import SpatialFilter, filter_features
 from mapserver.features.geometry_in import InputGeometry, parse_geometry, parse_geometry_type
 from mapserver.features.geometry_out import project, to_esri
 from mapserver.features.popup import OutputOptions, feature_results
 from mapserver.geo.grid import Grid
+from mapserver.geo.project import project_geometry
 from mapserver.params.common import Params, parse_f, parse_int_list, parse_numbers
-from mapserver.params.export import parse_layer_defs, parse_time
+from mapserver.params.filters import MapFilters, parse_map_filters
+from mapserver.select.features import LayerFilter, SpatialFilter, select_features
+from mapserver.select.layers import descendants
+from mapserver.select.plan import MapLayers, drawn_raster, layer_filter, resolve_map
 
 MESSAGE = "Invalid or missing input parameters."
 LAYER_OPTIONS = ("top", "visible", "all")
@@ -48,8 +50,7 @@ class IdentifyRequest:
     option: str
     layer_ids: tuple[int, ...]
     opts: OutputOptions
-    layer_defs: dict[int, str] = field(default_factory=dict)
-    time: tuple[int | None, int | None] | None = None
+    filters: MapFilters = field(default_factory=MapFilters)
 
 
 def _required(params: Params, name: str) -> str:
@@ -119,9 +120,11 @@ def parse_identify(params: Params, service: Service) -> IdentifyRequest:
         raise InvalidParameter(MESSAGE, ["'tolerance' parameter is required"])
     option, ids = parse_layer_option(params.raw("layers"))
     try:
-        time = parse_time(params.raw("time"))
-    except InvalidParameter:
-        raise InvalidParameter(MESSAGE, ["'time' parameter is invalid"]) from None
+        filters = parse_map_filters(params, service.sr, layers=False)
+    except InvalidParameter as exc:
+        if exc.details and exc.details[0].startswith("'time'"):
+            raise InvalidParameter(MESSAGE, ["'time' parameter is invalid"]) from None
+        raise
     opts = OutputOptions(
         sr=sr, return_geometry=opt_bool(params, "returnGeometry", True, MESSAGE),
         max_offset=opt_float(params, "maxAllowableOffset", MESSAGE, 0.0),
@@ -130,44 +133,33 @@ def parse_identify(params: Params, service: Service) -> IdentifyRequest:
         unformatted=opt_bool(params, "returnUnformattedValues", False, MESSAGE))
     return IdentifyRequest(f=f, geometry=geom, grid=Grid.from_bbox(extent, w, h, sr, dpi),
                            tolerance=tolerance, option=option, layer_ids=ids, opts=opts,
-                           layer_defs=parse_layer_defs(params.raw("layerDefs")), time=time)
+                           filters=filters)
 
 
-def _descendants(service: Service, lid: int) -> list[int]:
-    layer = service.layer(lid)
-    if layer is None:
-        raise InvalidParameter(MESSAGE, [f"The requested layer (layerId: {lid}) was not found."])
-    out = [lid]
-    for sub in layer.sublayer_ids:
-        out.extend(_descendants(service, sub))
-    return out
-
-
-def _in_scale(service: Service, layer: Layer, scale: float) -> bool:
-    cur: Layer | None = layer
-    while cur is not None:
-        if not cur.visible_at(scale):
-            return False
-        cur = service.layer(cur.parent_id) if cur.parent_id >= 0 else None
-    return True
-
-
-def candidate_layers(service: Service, req: IdentifyRequest) -> list[Layer]:
+def candidate_layers(m: MapLayers, req: IdentifyRequest) -> list[Layer]:
     """Layers to search, top first. Listed ids name the layers the client shows (so a layer
     hidden by default but switched on by the user is identified); ``visible`` and ``top`` also
-    honour the scale range at the view's scale; ``all`` searches every listed layer."""
+    honour the scale range at the view's scale; ``all`` searches every listed layer. With
+    ``dynamicLayers`` the ids are the dynamic layers' ids and the layers are those."""
     if req.layer_ids:
-        wanted = {d for lid in req.layer_ids for d in _descendants(service, lid)}
+        if m.dynamic:
+            wanted = set(req.layer_ids)
+            for lid in wanted:
+                if m.layer(lid) is None:
+                    raise InvalidParameter(MESSAGE, [f"The requested layer (layerId: {lid}) "
+                                                     "was not found."])
+        else:
+            wanted = {d for lid in req.layer_ids for d in descendants(m.service, lid)}
     elif req.option == "all":
-        wanted = {lyr.id for lyr in service.layers}
+        wanted = {lyr.id for lyr in m.layers}
     else:
-        wanted = default_visible(service)
+        wanted = set(m.visible)
     scale = req.grid.scale
     out = []
-    for layer in service.layers:
+    for layer in m.layers:
         if layer.kind == "group" or layer.id not in wanted:
             continue
-        if req.option != "all" and not _in_scale(service, layer, scale):
+        if req.option != "all" and not m.in_scale(layer, scale):
             continue
         out.append(layer)
     return out
@@ -179,14 +171,17 @@ def run_identify(service: Service, req: IdentifyRequest) -> dict:
     if radius > 0 and not search.is_empty:
         search = shapely.buffer(search, radius, quad_segs=8)
     results: list[dict] = []
-    for layer in candidate_layers(service, req):
+    m = resolve_map(service, req.filters)
+    for layer in candidate_layers(m, req):
         if layer.kind == "raster":
-            found = raster_results(layer, req)
+            drawn = drawn_raster(m, layer)
+            found = raster_results(drawn, req) if drawn is not None else []
         else:
             assert layer.table is not None
-            area = to_layer_sr(search, req.opts.sr, layer.table.sr)
-            idx = filter_features(layer, layer_def=req.layer_defs.get(layer.id),
-                                  time=req.time, spatial=SpatialFilter(area))
+            area = project_geometry(search, req.opts.sr, layer.table.sr, m.datum)
+            filt = layer_filter(m, layer)
+            filt = LayerFilter(filt.where, filt.window, filt.relation, SpatialFilter(area))
+            idx = select_features(layer, filt)
             found = feature_results(layer, idx, req.opts)
         results.extend(found)
         if req.option == "top" and found:

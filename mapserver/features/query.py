@@ -7,6 +7,7 @@ page says so with ``exceededTransferLimit: true``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +25,6 @@ from mapserver.features.common import (
     opt_sr,
     to_layer_sr,
 )
-from mapserver.features.filtering import SpatialFilter, filter_features
 from mapserver.features.geometry_in import parse_geometry, parse_geometry_type
 from mapserver.features.geometry_out import envelope_json, generalize, project, to_esri, to_geojson
 from mapserver.features.ordering import page, parse_order_by, sort_rows
@@ -36,8 +36,11 @@ from mapserver.features.relations import (
 )
 from mapserver.geo.sr import WGS84, SpatialRef
 from mapserver.params.common import Params, parse_f, parse_json
-from mapserver.params.export import parse_time
+from mapserver.params.filters import DECLARED_PARAMS, MapFilters, parse_time
+from mapserver.select.features import SpatialFilter, select_features
+from mapserver.select.plan import layer_filter, resolve_map
 from mapserver.sources.features import Field
+from mapserver.where import compile_clause
 
 MESSAGE = "Cannot perform query. Invalid query parameters."
 FORMATS = ("html", "json", "pjson", "geojson")
@@ -66,6 +69,8 @@ class QueryRequest:
     record_count: int | None = None
     statistics: tuple[stats_mod.Statistic, ...] = ()
     group_by: tuple[Field, ...] = ()
+    # historicMoment, gdbVersion, rangeValues and parameterValues as the map's parameters
+    declared: tuple[tuple[str, str], ...] = ()
 
 
 def check_queryable(layer: Layer) -> None:
@@ -125,6 +130,7 @@ def parse_query(params: Params, service: Service, layer: Layer) -> QueryRequest:
                               MESSAGE)
     out_sr_default = WGS84 if f == "geojson" else service.sr
     return QueryRequest(
+        declared=_declared(params, layer),
         f=f, where=params.raw("where"), text=params.raw("text"), object_ids=object_ids,
         time=time, spatial=spatial,
         out_fields=tuple(parse_out_fields(table, params.raw("outFields"), MESSAGE)),
@@ -141,6 +147,31 @@ def parse_query(params: Params, service: Service, layer: Layer) -> QueryRequest:
         statistics=tuple(statistics), group_by=tuple(group_by))
 
 
+def _declared(params: Params, layer: Layer) -> tuple[tuple[str, str], ...]:
+    """The layer query's ``historicMoment``, ``gdbVersion``, ``rangeValues`` and
+    ``parameterValues``, spelled as the map parameters the planner applies (the layer's own
+    entry of ``layerRangeValues`` / ``layerParameterValues``)."""
+    out = [(name, params.raw(name)) for name in ("historicMoment", "gdbVersion")
+           if params.raw(name) is not None]
+    if params.raw("rangeValues") is not None:
+        out.append(("layerRangeValues",
+                    f'{{"{layer.id}": {_json_text(params.raw("rangeValues"), "rangeValues")}}}'))
+    if params.raw("parameterValues") is not None:
+        out.append(("layerParameterValues", f'[{{"{layer.id}": '
+                    f'{_json_text(params.raw("parameterValues"), "parameterValues")}}}]'))
+    assert all(name in DECLARED_PARAMS for name, _ in out)
+    return tuple(out)
+
+
+def _json_text(value: str | None, name: str) -> str:
+    import json
+
+    try:
+        return json.dumps(json.loads(value or ""))
+    except ValueError:
+        raise InvalidParameter(MESSAGE, [f"'{name}' parameter is invalid"]) from None
+
+
 def _text_clause(layer: Layer, text: str | None) -> str | None:
     """``text``: LIKE '%text%' on the display field, through the one where engine."""
     if text is None or not layer.display_field:
@@ -148,13 +179,22 @@ def _text_clause(layer: Layer, text: str | None) -> str | None:
     return f"{layer.display_field} LIKE '%{text.replace(chr(39), chr(39) * 2)}%'"
 
 
-def select(layer: Layer, req: QueryRequest) -> np.ndarray:
+def select(service: Service, layer: Layer, req: QueryRequest) -> tuple[Layer, np.ndarray]:
+    """The features the map shows of this layer (the planner's filter, with the query's
+    time, historicMoment, gdbVersion, ranges and parameters) that match the query, and the
+    layer as that request sees it (its table in the requested gdbVersion)."""
+    m = resolve_map(service, MapFilters(time=req.time, declared=dict(req.declared)))
+    drawn = m.layer(layer.id)
+    assert drawn is not None and drawn.table is not None
     where = req.where
     text = _text_clause(layer, req.text)
     if text is not None:
         where = f"({where}) AND ({text})" if where else text
-    return filter_features(layer, where=where, time=req.time, spatial=req.spatial,
-                           object_ids=req.object_ids, message=MESSAGE)
+    filt = layer_filter(m, drawn, MESSAGE).and_where(
+        compile_clause(drawn.table.field_infos, where, "where", MESSAGE))
+    if req.spatial is not None:
+        filt = dataclasses.replace(filt, spatial=req.spatial)
+    return drawn, select_features(drawn, filt, object_ids=req.object_ids)
 
 
 def _ordered(layer: Layer, idx: np.ndarray, order_by: tuple[tuple[str, bool], ...]
@@ -170,7 +210,9 @@ def _ordered(layer: Layer, idx: np.ndarray, order_by: tuple[tuple[str, bool], ..
 def run_query(service: Service, layer: Layer, req: QueryRequest) -> dict:
     table = layer.table
     assert table is not None and req.out_sr is not None
-    idx = select(layer, req)
+    layer, idx = select(service, layer, req)
+    table = layer.table
+    assert table is not None
     max_rc = service.max_record_count
     count = min(req.record_count or max_rc, max_rc)
     if req.statistics:

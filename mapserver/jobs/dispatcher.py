@@ -214,7 +214,7 @@ class Dispatcher:
         """Seed the service's /tile cache (``<cache>/<service>/<z>/<row>/<col>.png``) with the
         pyramid, atomically per tile, so /tile serves it without rendering."""
         from mapserver.jobs.shards import catalog_for
-        from mapserver.tiles import TileCache
+        from mapserver.maps.tiles import TileCache
 
         svc = catalog_for(*self.catalog_key).service(payload["spec"]["service"])
         cache = TileCache(Path(payload["tileCacheDir"]))

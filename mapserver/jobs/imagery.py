@@ -1,8 +1,9 @@
 """Pixels for an :class:`ImageSpec` on a :class:`Grid`, drawn exactly as ``/export`` draws them.
 
-A service image goes through :func:`mapserver.export.plan` / :func:`resolve_layers` /
-:func:`render_service` (PNG32, transparent) and is decoded back to RGBA, so a batch image can
-never drift from what ``/export`` returns. A ``<service>/<layerId>`` image is the raster
+A service image is parsed by the same map-filter parser as ``/export`` (params/filters.py),
+planned by the same planner and drawn by :func:`mapserver.maps.export.draw_map` (transparent,
+as a png32 export before encoding), so a batch image can never drift from what ``/export``
+returns for the same grid. A ``<service>/<layerId>`` image is the raster
 layer's data values warped with :meth:`RasterSource.read`. Clip geometries mask pixels.
 """
 
@@ -15,15 +16,18 @@ import numpy as np
 import shapely.geometry
 from affine import Affine
 
-from mapserver.catalog.loader import project_bounds
 from mapserver.catalog.model import Catalog, Service
-from mapserver.export import DrawOptions, plan, resolve_layers
+from mapserver.errors import MapServerError
 from mapserver.geo.grid import Grid
-from mapserver.geo.sr import SpatialRef, parse_sr, transformer
+from mapserver.geo.project import project_bounds, project_geometry
+from mapserver.geo.sr import SpatialRef, parse_sr
+from mapserver.jobs.crs import parse_crs
 from mapserver.jobs.errors import invalid
 from mapserver.jobs.expression import ImageSpec
-from mapserver.params.export import LayerSelection, parse_layers
-from mapserver.render.compose import render_rgba
+from mapserver.maps.export import draw_map
+from mapserver.params.common import Params
+from mapserver.params.filters import parse_map_filters
+from mapserver.select.plan import resolve_map
 from mapserver.tiling import TilingScheme, parse_tiling
 
 RGBA_BANDS = ("vis-red", "vis-green", "vis-blue", "vis-alpha")
@@ -70,8 +74,6 @@ def default_grid(spec: ImageSpec, catalog: Catalog) -> Grid:
     """The grid when the request has no ``grid``: the image's bounds (clip, else the service or
     raster extent) in its projection, at the requested scale/dimensions, else the raster's
     native resolution, else at most 1024 pixels on the long side."""
-    from mapserver.jobs.wire import parse_crs
-
     svc = catalog.service(spec.service)
     assert svc is not None
     sr = parse_crs(spec.crs, None) if spec.crs else native_sr(spec, svc)
@@ -176,15 +178,12 @@ def render(spec: ImageSpec, grid: Grid, catalog: Catalog) -> Pixels:
         raise invalid(f"Image.load: no map service '{spec.service}'")
     names = band_names(spec, catalog)
     if spec.layer_id is None:
-        sel = parse_layers(spec.layers) if spec.layers else LayerSelection()
+        # the same parsing, planning and drawing as /export (png32, transparent), no encode
         try:
-            defs = {int(k): v for k, v in spec.layer_defs.items()}
-        except ValueError as exc:
-            raise invalid(f"Image.load: layerDefs keys must be layer ids: {exc}") from exc
-        # the same planning and drawing as /export (png32, transparent), without the encode
-        items = plan(svc, grid, resolve_layers(svc, sel), spec.time,
-                     DrawOptions(layer_defs=defs))
-        rgba = render_rgba(items, grid, None)
+            m = resolve_map(svc, parse_map_filters(export_params(spec), svc.sr))
+        except MapServerError as exc:
+            raise invalid(f"Image.load: {exc.message} {' '.join(exc.details)}".strip()) from exc
+        rgba = draw_map(m, grid, None)
         data = np.ascontiguousarray(rgba.transpose(2, 0, 1))
         valid = rgba[..., 3] > 0
         all_names = RGBA_BANDS
@@ -204,13 +203,23 @@ def render(spec: ImageSpec, grid: Grid, catalog: Catalog) -> Pixels:
     return Pixels(data=data, valid=valid, bands=names, rgba=spec.layer_id is None)
 
 
+def export_params(spec: ImageSpec) -> Params:
+    """The image's export-time arguments as the /export parameters they are."""
+    pairs = [(k, v) for k, v in spec.extras.items()]
+    if spec.layers:
+        pairs.append(("layers", spec.layers))
+    if spec.layer_defs:
+        import json
+
+        pairs.append(("layerDefs", json.dumps(spec.layer_defs)))
+    if spec.time is not None:
+        pairs.append(("time", ",".join("null" if t is None else str(t) for t in spec.time)))
+    return Params(pairs)
+
+
 def clip_mask(geojson: dict, grid: Grid) -> np.ndarray:
     """True for pixels whose centre lies inside the (EPSG:4326) clip geometry."""
     from rasterio.features import geometry_mask
 
-    geom = shapely.geometry.shape(geojson)
-    if grid.sr != WGS84:
-        tr = transformer(WGS84, grid.sr)
-        geom = shapely.transform(geom.segmentize(0.5), lambda c: np.column_stack(
-            tr.transform(c[:, 0], c[:, 1], errcheck=False)))
+    geom = project_geometry(shapely.geometry.shape(geojson), WGS84, grid.sr, segments=256)
     return geometry_mask([geom], (grid.height, grid.width), grid.transform, invert=True)

@@ -13,38 +13,14 @@ from affine import Affine
 from rasterio.features import rasterize
 
 from mapserver.geo.grid import Grid
-from mapserver.geo.sr import SpatialRef, transformer
+from mapserver.geo.project import project_geometry
+from mapserver.geo.sr import SpatialRef
 
 
-def to_sr(shape: shapely.Geometry, src: SpatialRef, dst: SpatialRef,
-          segments: int = 64) -> shapely.Geometry:
-    """``shape`` projected from ``src`` to ``dst`` with its edges densified first, so straight
-    edges in one SR follow the curve they make in the other. Unprojectable vertices are
-    dropped by snapping them onto a projected one."""
-    if src == dst or shape.is_empty:
-        return shape
-    xmin, ymin, xmax, ymax = shape.bounds
-    step = max(xmax - xmin, ymax - ymin) / segments
-    if step > 0 and shape.geom_type not in ("Point", "MultiPoint"):
-        shape = shapely.segmentize(shape, step)
-    tr = transformer(src, dst)
-
-    def fn(xy: np.ndarray) -> np.ndarray:
-        x, y = tr.transform(xy[:, 0], xy[:, 1], errcheck=False)
-        out = np.column_stack([x, y])
-        bad = ~np.isfinite(out).all(axis=1)
-        if bad.any():
-            good = out[~bad]
-            out[bad] = good[0] if len(good) else 0.0
-        return out
-
-    out = shapely.transform(shape, fn)
-    return out if out.is_valid else shapely.make_valid(out)
-
-
-def clip_mask(shape: shapely.Geometry, sr: SpatialRef, grid: Grid) -> np.ndarray:
+def clip_mask(shape: shapely.Geometry, sr: SpatialRef, grid: Grid, datum: tuple = ()
+              ) -> np.ndarray:
     """A (height, width) float32 mask: 1 inside the clip polygon, 0 outside."""
-    geom = to_sr(shape, sr, grid.sr)
+    geom = project_geometry(shape, sr, grid.sr, datum)
     inv = ~grid.transform
     pix = shapely.transform(geom, lambda xy: np.column_stack(
         [inv.a * xy[:, 0] + inv.b * xy[:, 1] + inv.c, inv.d * xy[:, 0] + inv.e * xy[:, 1] + inv.f]))

@@ -39,6 +39,7 @@ class DrawItem:
     opacity: float = 1.0
     show_labels: bool = True
     mask: np.ndarray | None = None  # clipping: per-pixel alpha factor (render/clip.py)
+    datum: tuple = ()  # the request's datumTransformations (mapserver/datum.py)
 
 
 def agg_rgba(fig: Figure, grid: Grid) -> np.ndarray:
@@ -109,13 +110,13 @@ def _fit(buf: np.ndarray, grid: Grid) -> np.ndarray:
 
 def _vector_rgba(item: DrawItem, grid: Grid) -> np.ndarray:
     with scratch_axes(grid) as (ax, render):
-        draw_features(ax, item.layer, item.idx, grid, item.renderer)
+        draw_features(ax, item.layer, item.idx, grid, item.renderer, datum=item.datum)
         return render()
 
 
 def layer_rgba(item: DrawItem, grid: Grid) -> np.ndarray:
     if item.layer.kind == "raster":
-        return render_raster(item.layer, grid)
+        return render_raster(item.layer, grid, item.datum)
     return _vector_rgba(item, grid)
 
 
@@ -170,7 +171,7 @@ def render_rgba(items: Sequence[DrawItem], grid: Grid,
     for item in items:
         canvas = over(canvas, apply_mask(layer_rgba(item, grid), item.mask), item.opacity)
         if item.show_labels and item.layer.kind == "feature" and item.idx is not None:
-            labels.extend(label_specs(item.layer, item.idx, grid))
+            labels.extend(label_specs(item.layer, item.idx, grid, item.datum))
     if labels:
         with scratch_axes(grid) as (ax, render):
             draw_labels(ax, reversed(labels), grid)  # top layer's labels win collisions
@@ -190,13 +191,14 @@ def render_figure(items: Sequence[DrawItem], grid: Grid,
     labels: list[LabelSpec] = []
     for item in items:
         if item.layer.kind == "raster":
-            rgba = render_raster(item.layer, grid)
+            rgba = render_raster(item.layer, grid, item.datum)
             ax.imshow(rgba, extent=(0, grid.width, grid.height, 0), interpolation="nearest",
                       alpha=item.opacity if item.opacity < 1 else None, resample=False)
         else:
-            draw_features(ax, item.layer, item.idx, grid, item.renderer, alpha=item.opacity)
+            draw_features(ax, item.layer, item.idx, grid, item.renderer, alpha=item.opacity,
+                          datum=item.datum)
             if item.show_labels and item.idx is not None:
-                labels.extend(label_specs(item.layer, item.idx, grid))
+                labels.extend(label_specs(item.layer, item.idx, grid, item.datum))
     ax.set_xlim(0, grid.width)
     ax.set_ylim(grid.height, 0)
     if labels:

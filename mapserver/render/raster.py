@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 
+from mapserver import datum as datum_mod
 from mapserver.catalog.model import Layer, RasterStyle
 from mapserver.geo.grid import Grid
 
 
-def render_raster(layer: Layer, grid: Grid) -> np.ndarray:
-    """RGBA (h, w, 4) uint8 with straight alpha; alpha 0 where there is no data."""
+def render_raster(layer: Layer, grid: Grid, datum: tuple = ()) -> np.ndarray:
+    """RGBA (h, w, 4) uint8 with straight alpha; alpha 0 where there is no data. ``datum``:
+    the request's datumTransformations, used by the warp when one connects the two SRs."""
     assert layer.raster is not None and layer.raster_style is not None
     style = layer.raster_style
-    data, valid = layer.raster.read(grid, style.bands, style.resampling)
+    raster = layer.raster
+    operation = datum_mod.raster_operation(raster.sr, grid.sr, datum) if datum else None
+    if operation is not None:
+        data, valid = raster.read(grid, style.bands, style.resampling, operation=operation)
+    else:
+        data, valid = raster.read(grid, style.bands, style.resampling)
     return colorize(data, valid, style)
 
 

@@ -20,7 +20,8 @@ from matplotlib.path import Path
 
 from mapserver.catalog.model import LabelClass, Layer
 from mapserver.geo.grid import Grid
-from mapserver.render.geometry import clip_to_view, feature_paths, point_pixels, view_rect
+from mapserver.geo.project import points_to_pixels, to_pixel_parts
+from mapserver.render.geometry import feature_paths
 from mapserver.render.style import FillSymbol, LineSymbol, MarkerSymbol, Renderer
 
 HATCHES = {"esriSFSHorizontal": "---", "esriSFSVertical": "|||", "esriSFSCross": "+++",
@@ -60,16 +61,15 @@ def new_axes(grid: Grid, figure: Figure | None = None) -> tuple[Figure, Axes]:
 
 
 def draw_features(ax: Axes, layer: Layer, idx: np.ndarray, grid: Grid,
-                  renderer: Renderer | None = None, alpha: float = 1.0) -> None:
-    """Draw the features ``idx`` of a vector layer onto ``ax``."""
+                  renderer: Renderer | None = None, alpha: float = 1.0,
+                  datum: tuple = ()) -> None:
+    """Draw the features ``idx`` of a vector layer onto ``ax`` (geometry reaches the grid
+    through :mod:`mapserver.geo.project`, with the request's datum transformations)."""
     table = layer.table
     assert table is not None
     renderer = renderer or layer.renderer
     assert renderer is not None
     if len(idx) == 0:
-        return
-    rect = view_rect(grid, table.sr)
-    if rect is None:
         return
     cols = {f: table.columns[f][idx] for f in renderer.fields}
     classes = renderer.classify(cols, len(idx))
@@ -77,7 +77,7 @@ def draw_features(ax: Axes, layer: Layer, idx: np.ndarray, grid: Grid,
     geoms = table.geometry[idx]
     gtype = table.geometry_type
     if gtype == "esriGeometryPoint" or gtype == "esriGeometryMultipoint":
-        pix, owner = point_pixels(geoms, table.sr, grid)
+        pix, owner = points_to_pixels(geoms, table.sr, grid, datum)
         inside = ((pix[:, 0] > -64) & (pix[:, 0] < grid.width + 64) & (pix[:, 1] > -64)
                   & (pix[:, 1] < grid.height + 64))
         for ci, cls in enumerate(all_classes):
@@ -85,9 +85,9 @@ def draw_features(ax: Axes, layer: Layer, idx: np.ndarray, grid: Grid,
             if sel.any() and isinstance(cls.symbol, MarkerSymbol):
                 _draw_markers(ax, pix[sel], cls.symbol, grid, alpha)
         return
-    geoms = clip_to_view(geoms, rect)
     closed = gtype == "esriGeometryPolygon"
-    paths = feature_paths(geoms, table.sr, grid, closed=closed)
+    parts, owner = to_pixel_parts(geoms, table.sr, grid, datum)
+    paths = feature_paths(parts, owner, len(idx), closed=closed)
     for ci, cls in enumerate(all_classes):
         members = [paths[i] for i in np.flatnonzero(classes == ci) if len(paths[i].vertices)]
         if members:
@@ -163,32 +163,48 @@ def _draw_markers(ax: Axes, pix: np.ndarray, sym: MarkerSymbol, grid: Grid,
 EXACT_MARKERS = (True, True)
 
 
-def label_specs(layer: Layer, idx: np.ndarray, grid: Grid) -> list[LabelSpec]:
+def label_anchors(layer: Layer, idx: np.ndarray, grid: Grid, datum: tuple = ()
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """One pixel anchor per labelled feature, from the same projected geometry the map draws:
+    a polygon's largest visible part's point on surface, a line's largest part's midpoint, a
+    point itself. Returns ((n, 2) pixels, the features' indexes)."""
+    table = layer.table
+    assert table is not None
+    geoms = table.geometry[idx]
+    if table.geometry_type not in ("esriGeometryPolygon", "esriGeometryPolyline"):
+        first = shapely.get_geometry(geoms, 0)
+        ok = ~shapely.is_empty(first) & ~shapely.is_missing(first)
+        pix, owner = points_to_pixels(first[ok], table.sr, grid, datum)
+        return pix, idx[ok][owner]
+    parts, owner = to_pixel_parts(geoms, table.sr, grid, datum, margin=0.0)
+    if not len(parts):
+        return np.empty((0, 2)), idx[:0]
+    polygon = table.geometry_type == "esriGeometryPolygon"
+    size = shapely.area(parts) if polygon else shapely.length(parts)
+    order = np.lexsort((-size, owner))  # per feature, its largest part first
+    first = np.r_[True, owner[order][1:] != owner[order][:-1]]
+    best, feats = parts[order][first], owner[order][first]
+    anchors = shapely.point_on_surface(best) if polygon else \
+        shapely.line_interpolate_point(best, 0.5, normalized=True)
+    pix = shapely.get_coordinates(anchors)
+    return pix, idx[feats]
+
+
+def label_specs(layer: Layer, idx: np.ndarray, grid: Grid, datum: tuple = ()
+                ) -> list[LabelSpec]:
     """Label anchors (pixel space) for the features ``idx``, for classes in scale range."""
     table = layer.table
     if table is None or not layer.labels or len(idx) == 0:
         return []
-    out: list[LabelSpec] = []
     scale = grid.scale
-    rect = view_rect(grid, table.sr)
-    if rect is None:
+    classes = [lc for lc in layer.labels
+               if not (lc.min_scale and scale > lc.min_scale
+                       or lc.max_scale and scale < lc.max_scale)]
+    if not classes:
         return []
-    for lc in layer.labels:
-        if lc.min_scale and scale > lc.min_scale or lc.max_scale and scale < lc.max_scale:
-            continue
-        geoms = table.geometry[idx]
-        if table.geometry_type == "esriGeometryPolygon":
-            geoms = clip_to_view(geoms, rect)
-            anchors = shapely.point_on_surface(geoms)
-        elif table.geometry_type == "esriGeometryPolyline":
-            geoms = clip_to_view(geoms, rect)
-            anchors = shapely.line_interpolate_point(shapely.line_merge(geoms), 0.5,
-                                                     normalized=True)
-        else:
-            anchors = shapely.get_geometry(geoms, 0)
-        ok = ~shapely.is_empty(anchors) & ~shapely.is_missing(anchors)
-        pix, owner = point_pixels(anchors[ok], table.sr, grid)
-        feats = idx[ok][owner]
+    pix, feats = label_anchors(layer, idx, grid, datum)
+    out: list[LabelSpec] = []
+    for lc in classes:
         values = table.columns[lc.field]
         for (x, y), fi in zip(pix, feats, strict=True):
             if not (0 <= x <= grid.width and 0 <= y <= grid.height):

@@ -8,8 +8,8 @@ from flask import Blueprint, Response, abort, send_file
 
 from mapserver.encode.kmz import KMZ_CONTENT_TYPE, build_kmz
 from mapserver.errors import InvalidParameter, MapServerError
-from mapserver.export import export_map
 from mapserver.geo.sr import WGS84
+from mapserver.maps.export import export_map
 from mapserver.params.export import EXPORT_PARAMS, ExportRequest, parse_export
 from mapserver.rest.context import Ctx, service_op
 from mapserver.rest.http import html_response, json_response

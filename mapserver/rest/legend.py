@@ -8,13 +8,14 @@ from collections.abc import Sequence
 from flask import Response
 
 from mapserver.catalog.model import Layer
-from mapserver.dynamic import resolve_dynamic_layers
 from mapserver.errors import InvalidParameter, MapServerError, NotFound
-from mapserver.legend import LegendOptions, layer_legend, service_legend
+from mapserver.maps.legend import LegendOptions, layer_legend, service_legend
 from mapserver.params.common import Params, parse_f, parse_numbers
-from mapserver.params.export import parse_dpi, parse_dynamic_layers
+from mapserver.params.export import parse_dpi
+from mapserver.params.filters import MapFilters, parse_dynamic_layers
 from mapserver.rest.context import Ctx, layer_op, service_op
 from mapserver.rest.http import html_response, json_response
+from mapserver.select.plan import resolve_map
 
 MAX_PATCH = 512  # pixels per side at 96 dpi
 
@@ -41,7 +42,7 @@ def _request_layers(ctx: Ctx) -> Sequence[Layer] | None:
     items = parse_dynamic_layers(ctx.params.raw("dynamicLayers"))
     if items is None:
         return None
-    return [d.layer for d in resolve_dynamic_layers(ctx.service, items)]
+    return list(resolve_map(ctx.service, MapFilters(dynamic_layers=items)).layers)
 
 
 @layer_op("images")

@@ -10,9 +10,9 @@ from __future__ import annotations
 from flask import Response, request
 
 from mapserver.errors import MapServerError
+from mapserver.maps.tiles import TileCache, TileNotFound, get_tile
 from mapserver.rest.context import Ctx, service_op
 from mapserver.rest.errors import error_response
-from mapserver.tiles import TileCache, TileNotFound, get_tile
 
 CACHE_CONTROL = "public, max-age=86400"
 

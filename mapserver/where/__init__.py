@@ -14,7 +14,13 @@ Layout: :mod:`.parser` (tokenizer + recursive descent; explains why not sqlglot)
 """
 
 from mapserver.where.common import MAX_AST_DEPTH, MAX_AST_NODES, MAX_CLAUSE_LENGTH, MAX_NESTING
-from mapserver.where.expression import FieldInfo, WhereExpression, combine_and, compile_where
+from mapserver.where.expression import (
+    FieldInfo,
+    WhereExpression,
+    combine_and,
+    compile_clause,
+    compile_where,
+)
 
 __all__ = [
     "MAX_AST_DEPTH",
@@ -24,5 +30,6 @@ __all__ = [
     "FieldInfo",
     "WhereExpression",
     "combine_and",
+    "compile_clause",
     "compile_where",
 ]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mapserver.errors import WhereClauseError
 from mapserver.where.ast import And, Node, depth_and_size
 from mapserver.where.check import Checker, field_lookup
 from mapserver.where.common import MAX_AST_DEPTH, MAX_AST_NODES, MAX_CLAUSE_LENGTH, fail
@@ -102,3 +103,14 @@ def combine_and(*exprs: WhereExpression | None) -> WhereExpression | None:
     text = " AND ".join(f"({e.text})" for e in present)
     used = frozenset().union(*(e.fields_used for e in present))
     return WhereExpression(text, used, And(tuple(items)))
+
+
+def compile_clause(fields: Sequence[FieldInfo], text: str | None, param: str,
+                   message: str | None = None) -> WhereExpression | None:
+    """Compile one clause a parameter carries; errors name that parameter (``where``,
+    ``layerDefs``, ``definitionExpression``) and may carry the operation's own message."""
+    try:
+        return compile_where(text, fields)
+    except WhereClauseError as exc:
+        raise WhereClauseError(message or exc.message,
+                               [f"'{param}' parameter is invalid", *exc.details]) from None

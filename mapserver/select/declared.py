@@ -1,4 +1,4 @@
-"""Export parameters that act on what a service declares: ``gdbVersion``, ``historicMoment``,
+"""Map parameters that act on what a service declares: ``gdbVersion``, ``historicMoment``,
 ``layerParameterValues``, ``mapRangeValues``, ``layerRangeValues`` and the raster time series.
 
 Each becomes either a different data source for a layer (versions, the dated raster) or one
@@ -22,8 +22,10 @@ import numpy as np
 from mapserver.catalog.declared import fill_template, literal_for
 from mapserver.catalog.model import Layer, Service
 from mapserver.errors import InvalidParameter
-from mapserver.timefilter import Window, interval_mask
-from mapserver.where import WhereExpression, combine_and
+from mapserver.params.filters import Window
+from mapserver.select.time import interval_mask
+from mapserver.sources.features import FeatureTable
+from mapserver.where import WhereExpression, combine_and, compile_clause
 
 MESSAGE = "Invalid or missing input parameters."
 
@@ -42,8 +44,6 @@ def declares(service: Service, layers: Sequence[Layer], name: str) -> bool:
         return any(lyr.parameter_filter for lyr in layers)
     if name in ("mapRangeValues", "layerRangeValues"):
         return any(lyr.range_infos for lyr in layers)
-    if name == "datumTransformations":  # any layer may be in another datum than imageSR
-        return True
     return False
 
 
@@ -65,24 +65,42 @@ def _layer_key(key: Any, name: str, by_id: Mapping[int, Layer]) -> Layer:
     return layer
 
 
-def apply_version(service: Service, layers: Sequence[Layer], version: str | None
-                  ) -> list[Layer]:
-    """Layers reading their tables from ``version`` (case-insensitive, as geodatabases)."""
-    if version is None:
-        return list(layers)
+def _version(service: Service, version: str, param: str) -> str:
+    """The service's name for ``version`` (case-insensitive, as geodatabases)."""
+    if not service.versions:
+        raise InvalidParameter(MESSAGE, [f"'{param}' names version '{version[:60]}', but this "
+                                         "service declares no geodatabase versions"])
     match = next((v for v in service.versions if v.lower() == version.strip().lower()), None)
     if match is None:
         raise InvalidParameter(MESSAGE, [
-            f"'gdbVersion' names unknown version '{version[:60]}'; this service has "
+            f"'{param}' names unknown version '{version[:60]}'; this service has "
             f"{', '.join(service.versions)}"])
-    alts = service.versions[match]
+    return match
+
+
+def version_table(service: Service, layer: Layer, version: str, param: str
+                  ) -> FeatureTable | None:
+    """The table ``layer`` (a service layer) reads in ``version``: its own table where the
+    version does not change that layer."""
+    alts = service.versions[_version(service, version, param)]
+    return alts.get(layer.id, layer.table)
+
+
+def apply_version(service: Service, layers: Sequence[Layer], version: str | None,
+                  keep: frozenset[int] = frozenset()) -> list[Layer]:
+    """Layers reading their tables from ``version``; ``keep`` names layers (by id) whose own
+    source already chose a version (a dynamic layer's ``source.gdbVersion``)."""
+    if version is None:
+        return list(layers)
+    alts = service.versions[_version(service, version, "gdbVersion")]
     swap = {}  # a service layer's default table -> its table in this version
     for lid, table in alts.items():
         base = service.layer(lid)
         if base is not None and base.table is not None:
             swap[id(base.table)] = table
     return [dataclasses.replace(lyr, table=swap[id(lyr.table)])
-            if lyr.table is not None and id(lyr.table) in swap else lyr for lyr in layers]
+            if lyr.id not in keep and lyr.table is not None and id(lyr.table) in swap else lyr
+            for lyr in layers]
 
 
 def _moment_literal(ms: int) -> str:
@@ -219,8 +237,6 @@ def declared_filters(layers: Sequence[Layer], extras: Mapping[str, str]
                      ) -> dict[int, WhereExpression]:
     """Per layer id, the where clause from archiving, parameterized filters and ranges
     (defaults apply without any request parameter, as in ArcGIS)."""
-    from mapserver.features.filtering import compile_clause
-
     by_id = {lyr.id: lyr for lyr in layers}
     moment = parse_moment(extras.get("historicMoment"))
     params = _parameter_values(extras.get("layerParameterValues"), by_id)
@@ -250,7 +266,8 @@ def declared_filters(layers: Sequence[Layer], extras: Mapping[str, str]
             if text:
                 clauses.append(("layerRangeValues" if key in layer_ranges.get(lyr.id, {})
                                 else "mapRangeValues", text))
-        exprs = [compile_clause(lyr.table, text, pname, MESSAGE) for pname, text in clauses]
+        exprs = [compile_clause(lyr.table.field_infos, text, pname, MESSAGE)
+                 for pname, text in clauses]
         expr = combine_and(*exprs) if exprs else None
         if expr is not None:
             out[lyr.id] = expr

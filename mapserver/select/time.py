@@ -1,4 +1,4 @@
-"""Time filtering for export: ``time``, ``timeRelation`` and ``layerTimeOptions``.
+"""Time filtering for every map operation: ``time``, ``timeRelation``, ``layerTimeOptions``.
 
 A feature lives over [start, end] (end = start without an end field); a request asks for
 [t0, t1] where ``None`` is an open end. The four ArcGIS relations differ only in which window
@@ -9,36 +9,18 @@ ends are inclusive. Offsets move the *data* in time (a layer offset by +5 years 
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from mapserver.catalog.model import Layer
-
-TIME_RELATIONS = ("esriTimeRelationOverlaps", "esriTimeRelationOverlapsStartWithinEnd",
-                  "esriTimeRelationAfterStartOverlapsEnd", "esriTimeRelationWithin")
-
-FIXED_UNITS_MS = {"esriTimeUnitsMilliseconds": 1, "esriTimeUnitsSeconds": 1000,
-                  "esriTimeUnitsMinutes": 60_000, "esriTimeUnitsHours": 3_600_000,
-                  "esriTimeUnitsDays": 86_400_000, "esriTimeUnitsWeeks": 7 * 86_400_000}
-CALENDAR_UNITS_MONTHS = {"esriTimeUnitsMonths": 1, "esriTimeUnitsYears": 12,
-                         "esriTimeUnitsDecades": 120, "esriTimeUnitsCenturies": 1200}
-TIME_UNITS = (*FIXED_UNITS_MS, *CALENDAR_UNITS_MONTHS, "esriTimeUnitsUnknown")
-
-Window = tuple[int | None, int | None]
-
-
-@dataclass(frozen=True)
-class TimeOptions:
-    """One layer's ``layerTimeOptions`` entry."""
-
-    use_time: bool = True
-    cumulative: bool = False
-    offset: float = 0.0
-    offset_units: str = "esriTimeUnitsMilliseconds"
+from mapserver.catalog.model import Layer
+from mapserver.params.filters import (
+    CALENDAR_UNITS_MONTHS,
+    FIXED_UNITS_MS,
+    OVERLAPS,
+    TimeOptions,
+    Window,
+)
 
 
 def shift_ms(ms: int, amount: float, units: str) -> int:
@@ -76,7 +58,7 @@ def layer_window(time: Window | None, opts: TimeOptions | None) -> Window | None
 
 
 def interval_mask(start: np.ndarray, end: np.ndarray, window: Window,
-                  relation: str = "esriTimeRelationOverlaps") -> np.ndarray:
+                  relation: str = OVERLAPS) -> np.ndarray:
     """Which [start, end] intervals satisfy ``relation`` with ``window``.
 
     Overlaps: both window ends inclusive. OverlapsStartWithinEnd: the window end is excluded.
@@ -101,7 +83,7 @@ def interval_mask(start: np.ndarray, end: np.ndarray, window: Window,
 
 
 def time_mask(layer: Layer, idx: np.ndarray, time: tuple[int | None, int | None],
-              relation: str = "esriTimeRelationOverlaps") -> np.ndarray:
+              relation: str = OVERLAPS) -> np.ndarray:
     """Features whose [start, end] stands in ``relation`` to the requested [t0, t1]
     (Overlaps: ends inclusive); features with a NULL time never match."""
     ti = layer.time_info

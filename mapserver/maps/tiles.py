@@ -1,7 +1,8 @@
 """Map tiles: render ``tile/{level}/{row}/{col}`` through the export pipeline, cache on disk.
 
-A tile is just an export onto the tile's Grid (same ``plan`` + ``render_service`` as
-``/export``, default layer visibility, no time filter), so tiles and dynamic exports can never
+A tile is just an export onto the tile's Grid (the same planner and ``render_map`` as
+``/export``, with the service's defaults: default visibility, no time, the declared filters'
+defaults such as current rows only for archiving layers), so tiles and exports can never
 disagree. Tiles are cached as files under ``<cache>/<service>/<level>/<row>/<col>.<ext>``,
 written atomically (temp file + ``os.replace``) so several gunicorn workers may render the same
 tile at once and a reader never sees half a file. The cache is never invalidated here: clear
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from mapserver.catalog.model import Service
 from mapserver.errors import NotFound
-from mapserver.export import default_visible, plan, render_service
+from mapserver.maps.export import map_of, render_map
 
 
 class TileNotFound(NotFound):
@@ -78,10 +79,9 @@ def render_tile(service: Service, level: int, row: int, col: int,
         raise TileNotFound("Tile not found",
                            [f"Tile {level}/{row}/{col} is outside the tiling scheme or the "
                             "service's full extent"])
-    items = plan(service, grid, default_visible(service), None)
     fmt = scheme.format
-    return render_service(items, grid, fmt, transparent=fmt.supports_alpha,
-                          png_compression=png_compression)
+    return render_map(map_of(service), grid, fmt, transparent=fmt.supports_alpha,
+                      png_compression=png_compression)
 
 
 def get_tile(service: Service, level: int, row: int, col: int, cache: TileCache | None,

@@ -18,10 +18,12 @@ from typing import Any
 
 from mapserver.catalog.model import Layer, Service
 from mapserver.errors import InvalidParameter, ServiceDefinitionError
+from mapserver.params.filters import TimeOptions, time_options
 from mapserver.render.style import StyleError, parse_renderer
+from mapserver.select.declared import version_table
 from mapserver.sources.features import FeatureTable
 from mapserver.sources.rasters import RasterSource
-from mapserver.timefilter import TimeOptions
+from mapserver.where import compile_clause
 
 MAX_DYNAMIC_LAYERS = 64
 
@@ -31,6 +33,7 @@ class DynamicLayer:
     layer: Layer
     time_options: TimeOptions | None = None
     show_labels: bool = True
+    own_version: bool = False  # the source names its gdbVersion (the request's does not apply)
 
 
 def _bad(problem: str) -> InvalidParameter:
@@ -59,10 +62,8 @@ def _one(service: Service, item: dict, i: int, lid: int) -> DynamicLayer:
     if not isinstance(source, dict):
         raise _bad(f"[{i}] needs a source object (mapLayer or dataLayer)")
     stype = source.get("type")
+    version = None
     if stype == "mapLayer":
-        if source.get("gdbVersion"):
-            raise _bad(f"[{i}] names gdbVersion {str(source['gdbVersion'])[:40]!r}, but this "
-                       "service declares no geodatabase versions")
         base = service.layer(source.get("mapLayerId")) if isinstance(
             source.get("mapLayerId"), int) else None
         if base is None:
@@ -70,6 +71,14 @@ def _one(service: Service, item: dict, i: int, lid: int) -> DynamicLayer:
                        "service")
         if base.kind == "group":
             raise _bad(f"[{i}] mapLayerId {base.id} is a group layer; list its members")
+        version = source.get("gdbVersion")
+        if version is not None and version != "":
+            if not isinstance(version, str):
+                raise _bad(f"[{i}] source gdbVersion must be a string")
+            # the source's own version wins over the request's gdbVersion for this layer
+            base = dataclasses.replace(base, table=version_table(service, base, version,
+                                                                 f"dynamicLayers[{i}].source."
+                                                                 "gdbVersion"))
     elif stype == "dataLayer":
         base = _data_layer(service, source.get("dataSource"), i)
     else:
@@ -117,21 +126,17 @@ def _one(service: Service, item: dict, i: int, lid: int) -> DynamicLayer:
         if table is None and definition.strip():
             raise _bad(f"[{i}] definitionExpression applies to feature layers only")
         if definition.strip():
-            from mapserver.features.filtering import compile_clause
-
-            compile_clause(table, definition, "definitionExpression")  # validate now
+            compile_clause(table.field_infos, definition, "definitionExpression")  # validate
             # the service's own definition stays in force (it may be a security filter)
             own = base.definition_expression.strip()
             changes["definition_expression"] = (f"({own}) AND ({definition})" if own
                                                 else definition)
     layer = dataclasses.replace(layer, **changes)
-    time_options = None
+    options = None
     if item.get("layerTimeOptions") is not None:
-        from mapserver.params.export import _time_options
-
-        time_options = _time_options(item["layerTimeOptions"], f"dynamicLayers[{i}]"
-                                                               ".layerTimeOptions")
-    return DynamicLayer(layer, time_options, show_labels)
+        options = time_options(item["layerTimeOptions"],
+                               f"dynamicLayers[{i}].layerTimeOptions")
+    return DynamicLayer(layer, options, show_labels, version is not None and version != "")
 
 
 def _data_layer(service: Service, ds: Any, i: int) -> Layer:

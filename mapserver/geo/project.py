@@ -1,0 +1,347 @@
+"""The one way geometry reaches a grid: datum choice, densify, antimeridian cut, pole clamp,
+world copies and a clip to the view with a margin.
+
+A map's SR has a *frame*: the geographic CRS under it, its central meridian ``lon0`` and so
+its antimeridian ``lon0 ± 180``. ArcGIS clients ask for views across the date line with WKT
+SRs whose central meridian is shifted (the ArcGIS Maps SDK sends Web Mercator or Plate Carrée
+with Central_Meridian 175, 10, -150, ...). Data stored in -180..180 crosses *that* antimeridian
+somewhere, and a ring projected as it is would jump from one side of the world to the other,
+smearing a band across the image. So geometry on its way to a grid goes:
+
+1. source SR → the frame's geographic CRS, through the requested datum transformation
+   (``datumTransformations``, in whichever direction it was requested) or pyproj's best;
+2. densified (1°) for projections that bend lines, cut at the antimeridian into pieces each
+   shifted into the window ``[lon0 - 180, lon0 + 180]``, latitudes clamped where the
+   projection sends the poles to infinity (Mercator);
+3. projected (a pure conversion, no datum step) and mapped to pixels through the grid's
+   affine, then clipped to the pixel rectangle plus a margin.
+
+When none of that is needed (same SR, or central meridian 0 with a finite pole) the source
+goes straight to the map SR in one pyproj call, as fast as before. Cylindrical projections
+(meridians straight and evenly spaced) repeat every ``period`` map units; a view wider than
+the world, or reaching past the antimeridian, is drawn once per world copy
+(:func:`world_shifts`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import pyproj
+import shapely
+
+from mapserver import datum as datum_mod
+from mapserver.geo.grid import Grid
+from mapserver.geo.sr import SpatialRef, from_crs, transformer
+
+# Web Mercator, once: half the world's width (pi x 6378137 m) and the latitude where the
+# square world ends. Esri's tiling schemes publish their origin rounded to 20037508.342787;
+# that literal belongs to the tileInfo JSON (tiling.py), not to projection maths.
+MERCATOR_HALF_WORLD = math.pi * 6378137.0
+MERCATOR_MAX_LAT = 85.0511287798066
+# Projections that send the poles to infinity draw up to this latitude.
+POLE_CLAMP_LAT = 89.5
+# Pieces cut at the antimeridian stay this far (degrees) inside it, so PROJ never wraps them.
+CUT_EPS = 1e-7
+DENSIFY_DEG = 1.0
+MAX_COPIES = 5
+
+Datum = tuple  # tuple[datum.Requested, ...]
+
+
+@dataclass(frozen=True)
+class Frame:
+    """What a map SR needs from geometry: see the module docstring."""
+
+    geodetic: SpatialRef | None  # None: the map SR is itself geographic
+    lon0: float
+    cut: bool  # geometries must be cut at lon0 + 180
+    lat_limit: float | None  # |lat| clamp (Mercator-like), None: no clamp
+    cylindrical: bool  # x is linear in longitude, the same at every latitude
+    period: float | None  # map x units of one world (cylindrical only)
+    x_center: float  # map x of lon0 on the equator
+
+    @property
+    def via_geodetic(self) -> bool:
+        return self.geodetic is not None and (self.cut or self.lat_limit is not None)
+
+
+def _lon0(crs: pyproj.CRS) -> float:
+    op = crs.coordinate_operation
+    if op is None:
+        return 0.0
+    for p in op.params:
+        name = p.name.lower()
+        if name.startswith("longitude of") or name in ("central meridian", "central_meridian"):
+            value = float(p.value)
+            if p.unit_name and "rad" in p.unit_name.lower():
+                value = math.degrees(value)
+            return value
+    return 0.0
+
+
+@lru_cache(maxsize=256)
+def frame(sr: SpatialRef) -> Frame:
+    crs = sr.crs
+    if crs.is_geographic:
+        return Frame(None, 0.0, False, None, True, 360.0, 0.0)
+    geodetic = from_crs(crs.geodetic_crs) if crs.geodetic_crs is not None else None
+    if geodetic is None:
+        return Frame(None, 0.0, False, None, False, None, 0.0)
+    lon0 = _lon0(crs)
+    to_map = transformer(geodetic, sr)
+    lons = np.array([lon0 - 90.0, lon0 + 90.0, lon0 - 90.0, lon0 + 90.0, lon0, lon0, lon0])
+    lats = np.array([0.0, 0.0, 60.0, 60.0, 0.0, 89.9999, 89.99])
+    with np.errstate(all="ignore"):
+        x, y = to_map.transform(lons, lats, errcheck=False)
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    finite = np.isfinite(x[:5]).all() and np.isfinite(y[:5]).all()
+    span = x[1] - x[0] if finite else float("nan")
+    cylindrical = bool(finite and span > 0 and abs((x[3] - x[2]) - span) <= 1e-9 * abs(span)
+                       and abs(x[2] - x[0]) <= 1e-9 * abs(span))
+    # the pole runs away (Mercator) when the last 0.01 degree still spans half a world
+    pole_far = bool(finite and (not np.isfinite(y[5]) or abs(y[5] - y[6]) > 0.5 * abs(span)))
+    lat_limit = POLE_CLAMP_LAT if pole_far else None
+    cut = abs(((lon0 + 180.0) % 360.0) - 180.0) > 1e-9  # lon0 is not 0
+    return Frame(geodetic=geodetic, lon0=lon0, cut=cut, lat_limit=lat_limit,
+                 cylindrical=cylindrical, period=2.0 * span if cylindrical else None,
+                 x_center=float(x[4]) if finite else 0.0)
+
+
+def world_shifts(grid: Grid) -> list[float]:
+    """x shifts (map units) of the world copies a view shows: a cylindrical map reaching past
+    its antimeridian also shows the world from the other side. ``[0.0]`` when the view lies
+    in one world, or is so many worlds wide that one copy is drawn."""
+    fr = frame(grid.sr)
+    if fr.period is None:
+        return [0.0]
+    p = fr.period
+    xmin, _ymin, xmax, _ymax = grid.bounds
+    first = math.floor((xmin - fr.x_center + p / 2) / p)
+    last = math.ceil((xmax - fr.x_center + p / 2) / p) - 1
+    if last < first or last - first >= MAX_COPIES:
+        return [0.0]
+    return [k * p for k in range(first, last + 1)]
+
+
+def _xy(tr: pyproj.Transformer):
+    def fn(xy: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            x, y = tr.transform(xy[:, 0], xy[:, 1], errcheck=False)
+        return np.column_stack([x, y])
+
+    return fn
+
+
+def _transformer(src: SpatialRef, dst: SpatialRef, datum: Datum) -> pyproj.Transformer:
+    """The requested datum transformation between the two, else pyproj's best."""
+    chosen = datum_mod.choose(src, dst, datum) if datum else None
+    return chosen or transformer(src, dst)
+
+
+def _affine_fn(grid: Grid):
+    inv = ~grid.transform
+
+    def fn(xy: np.ndarray) -> np.ndarray:
+        return np.column_stack([inv.a * xy[:, 0] + inv.b * xy[:, 1] + inv.c,
+                                inv.d * xy[:, 0] + inv.e * xy[:, 1] + inv.f])
+
+    return fn
+
+
+def _window_pieces(geoms: np.ndarray, fr: Frame) -> tuple[np.ndarray, np.ndarray]:
+    """Parts of lon/lat geometries cut at the frame's antimeridian (and clamped in latitude),
+    each shifted into ``[lon0 - 180, lon0 + 180]``. Returns (parts, feature index)."""
+    lat = fr.lat_limit or 90.0
+    if fr.cut:
+        lo, hi = fr.lon0 - 180.0 + CUT_EPS, fr.lon0 + 180.0 - CUT_EPS
+        shifts = (-360.0, 0.0, 360.0)
+    else:
+        lo, hi, shifts = -1e9, 1e9, (0.0,)
+    all_parts, all_owner = [], []
+    for k in shifts:
+        pieces = shapely.clip_by_rect(geoms, lo + k, -lat, hi + k, lat)
+        parts, owner = shapely.get_parts(pieces, return_index=True)
+        keep = ~shapely.is_empty(parts)
+        parts, owner = parts[keep], owner[keep]
+        if k and len(parts):
+            parts = shapely.transform(parts, lambda xy, k=k: xy - np.array([k, 0.0]))
+        all_parts.append(parts)
+        all_owner.append(owner)
+    return np.concatenate(all_parts), np.concatenate(all_owner)
+
+
+def _drop_nonfinite(parts: np.ndarray) -> np.ndarray:
+    """Parts without the vertices that did not project (outside the projection's domain);
+    rings or lines left with too few vertices become empty."""
+    coords, which = shapely.get_coordinates(parts, return_index=True)
+    bad = ~np.isfinite(coords).all(axis=1)
+    if not bad.any():
+        return parts
+    out = parts.copy()
+    for i in np.unique(which[bad]):
+        out[i] = _finite_only(parts[i])
+    return out
+
+
+def _finite_only(g: shapely.Geometry) -> shapely.Geometry:
+    def ring(coords: np.ndarray, closed: bool) -> np.ndarray | None:
+        c = coords[np.isfinite(coords).all(axis=1)]
+        need = 4 if closed else 2
+        if closed and len(c) >= 3 and not np.array_equal(c[0], c[-1]):
+            c = np.vstack([c, c[:1]])
+        return c if len(c) >= need else None
+
+    kind = g.geom_type
+    if kind == "Polygon":
+        shell = ring(np.asarray(g.exterior.coords), True)
+        if shell is None:
+            return shapely.Polygon()
+        holes = [h for h in (ring(np.asarray(r.coords), True) for r in g.interiors)
+                 if h is not None]
+        return shapely.Polygon(shell, holes)
+    if kind in ("LineString", "LinearRing"):
+        c = ring(np.asarray(g.coords), kind == "LinearRing")
+        return shapely.LineString(c) if c is not None else shapely.LineString()
+    if kind == "Point":
+        return g if np.isfinite(g.coords[0]).all() else shapely.Point()
+    return shapely.GeometryCollection()
+
+
+def to_pixel_parts(geoms: np.ndarray, src: SpatialRef, grid: Grid, datum: Datum = (),
+                   margin: float = 64.0) -> tuple[np.ndarray, np.ndarray]:
+    """Lines or polygons in ``src`` → their single parts in ``grid``'s pixel space (cut,
+    clamped, clipped to the pixel rectangle grown by ``margin`` pixels). Returns (parts,
+    index of the feature each part came from); empty parts are dropped."""
+    if len(geoms) == 0:
+        return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
+    fr = frame(grid.sr)
+    if src != grid.sr:
+        # a cheap first cut in the source SR: nothing outside the view's area can show, and
+        # far fewer vertices are projected for a zoomed-in view of large features
+        area = view_area(grid, src)
+        if area is not None:
+            geoms = shapely.clip_by_rect(geoms, *area.bounds)
+    if src == grid.sr:
+        parts, owner = shapely.get_parts(geoms, return_index=True)
+        parts = shapely.transform(parts, _affine_fn(grid))
+    elif fr.via_geodetic:
+        g = fr.geodetic
+        assert g is not None
+        world = geoms if src == g else shapely.transform(
+            geoms, _xy(_transformer(src, g, datum)))
+        if not fr.cylindrical:
+            world = shapely.segmentize(world, DENSIFY_DEG)
+        parts, owner = _window_pieces(world, fr)
+        to_map = transformer(g, grid.sr)
+        parts = shapely.transform(parts, _xy(to_map))
+        parts = shapely.transform(parts, _affine_fn(grid))
+    else:
+        parts, owner = shapely.get_parts(geoms, return_index=True)
+        parts = shapely.transform(parts, _xy(_transformer(src, grid.sr, datum)))
+        parts = shapely.transform(parts, _affine_fn(grid))
+    parts = _drop_nonfinite(parts)
+    parts = shapely.clip_by_rect(parts, -margin, -margin, grid.width + margin,
+                                 grid.height + margin)
+    parts, sub = shapely.get_parts(parts, return_index=True)
+    owner = owner[sub]
+    keep = ~shapely.is_empty(parts)
+    return parts[keep], owner[keep]
+
+
+def points_to_pixels(geoms: np.ndarray, src: SpatialRef, grid: Grid, datum: Datum = ()
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Every point of ``geoms`` (multipoints give several) in pixel space, its longitude put
+    inside the map's world window. Returns ((n, 2) pixels, feature index)."""
+    coords, owner = shapely.get_coordinates(geoms, return_index=True)
+    if len(coords) == 0:
+        return coords.reshape(0, 2), owner
+    fr = frame(grid.sr)
+    if src == grid.sr:
+        xy = coords
+    elif fr.via_geodetic:
+        g = fr.geodetic
+        assert g is not None
+        ll = coords if src == g else _xy(_transformer(src, g, datum))(coords)
+        lo = fr.lon0 - 180.0
+        lon = lo + np.mod(ll[:, 0] - lo, 360.0)
+        lim = fr.lat_limit or 90.0
+        lat = np.clip(ll[:, 1], -lim, lim)
+        xy = _xy(transformer(g, grid.sr))(np.column_stack([lon, lat]))
+    else:
+        xy = _xy(_transformer(src, grid.sr, datum))(coords)
+    col, row = grid.to_pixels(xy[:, 0], xy[:, 1])
+    return np.column_stack([col, row]), owner
+
+
+def view_area(grid: Grid, sr: SpatialRef) -> shapely.Geometry | None:
+    """An area in ``sr`` that holds everything the grid can show, for candidate selection
+    (envelope tests only, so a superset is right and cheap). None: any feature may show (the
+    view holds a pole, or crosses the antimeridian of ``sr``, or its outline does not
+    project)."""
+    if sr == grid.sr:
+        return shapely.box(*grid.bounds)
+    fr = frame(grid.sr)
+    if fr.geodetic is not None:
+        with np.errstate(all="ignore"):
+            px, py = transformer(fr.geodetic, grid.sr).transform(
+                np.array([0.0, 0.0]), np.array([90.0, -90.0]), errcheck=False)
+        col, row = grid.to_pixels(np.asarray(px), np.asarray(py))
+        inside = (np.isfinite(col) & np.isfinite(row) & (col >= 0) & (col <= grid.width)
+                  & (row >= 0) & (row <= grid.height))
+        if inside.any():
+            return None
+    fp = grid.footprint(sr, densify=32)
+    if fp is None or fp.is_empty:
+        return None
+    xmin, ymin, xmax, ymax = fp.bounds
+    if sr.is_geographic and xmax - xmin > 180.0:
+        return None
+    dx, dy = (xmax - xmin) * 0.02, (ymax - ymin) * 0.02
+    return shapely.box(xmin - dx, ymin - dy, xmax + dx, ymax + dy)
+
+
+def project_geometry(geom: shapely.Geometry, src: SpatialRef, dst: SpatialRef,
+                     datum: Datum = (), segments: int = 64) -> shapely.Geometry:
+    """One geometry (a query shape, a clip polygon, a spatial filter) from ``src`` to ``dst``,
+    its edges densified first so straight edges in one SR follow the curve they make in the
+    other. Vertices that do not project are dropped; the result is made valid."""
+    if src == dst or geom.is_empty:
+        return geom if shapely.is_valid(geom) else shapely.make_valid(geom)
+    if geom.geom_type not in ("Point", "MultiPoint"):
+        xmin, ymin, xmax, ymax = geom.bounds
+        step = max(xmax - xmin, ymax - ymin) / segments
+        if step > 0:
+            geom = shapely.segmentize(geom, step)
+    out = shapely.transform(geom, _xy(_transformer(src, dst, datum)))
+    if not np.isfinite(shapely.get_coordinates(out)).all():
+        parts = _drop_nonfinite(shapely.get_parts(out))
+        parts = parts[~shapely.is_empty(parts)]
+        out = shapely.union_all(shapely.make_valid(parts)) if len(parts) else \
+            shapely.GeometryCollection()
+    return out if shapely.is_valid(out) else shapely.make_valid(out)
+
+
+def project_bounds(b: tuple[float, float, float, float], src: SpatialRef,
+                   dst: SpatialRef) -> tuple[float, float, float, float] | None:
+    """Bounds of a box after projection (edges densified), clamped to the target's domain."""
+    if src == dst:
+        return b
+    xmin, ymin, xmax, ymax = b
+    if dst.is_web_mercator and src.is_geographic:
+        ymin, ymax = max(ymin, -MERCATOR_MAX_LAT), min(ymax, MERCATOR_MAX_LAT)
+    t = np.linspace(0, 1, 21)
+    xs = np.concatenate([xmin + (xmax - xmin) * t, np.full(21, xmax),
+                         xmin + (xmax - xmin) * t, np.full(21, xmin)])
+    ys = np.concatenate([np.full(21, ymin), ymin + (ymax - ymin) * t, np.full(21, ymax),
+                         ymin + (ymax - ymin) * t])
+    with np.errstate(all="ignore"):
+        tx, ty = transformer(src, dst).transform(xs, ys, errcheck=False)
+    tx, ty = np.asarray(tx), np.asarray(ty)
+    ok = np.isfinite(tx) & np.isfinite(ty)
+    if not ok.any():
+        return None
+    return (float(tx[ok].min()), float(ty[ok].min()), float(tx[ok].max()), float(ty[ok].max()))
