@@ -17,6 +17,7 @@ from typing import Any
 
 from mapserver.catalog.model import Catalog, Service
 from mapserver.errors import MapServerError
+from mapserver.jobs.crs import parse_crs
 from mapserver.jobs.errors import ApiError, invalid
 from mapserver.params.export import parse_layer_defs, parse_layers, parse_time
 
@@ -330,8 +331,6 @@ def f_reproject(ev: Evaluator, a: dict) -> ImageSpec | CollectionSpec:
         crs = crs.get("crs")
     if not isinstance(crs, str):
         raise invalid("Image.reproject: 'crs' must be a CRS code such as 'EPSG:3857'")
-    from mapserver.jobs.wire import parse_crs
-
     parse_crs(crs, None)
     kw: dict[str, Any] = {"crs": crs}
     if a.get("crsTransform") is not None:

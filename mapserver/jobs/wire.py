@@ -18,7 +18,7 @@ from affine import Affine
 from mapserver.catalog.model import Catalog
 from mapserver.errors import MapServerError
 from mapserver.geo.grid import Grid
-from mapserver.geo.sr import SpatialRef, parse_sr
+from mapserver.jobs.crs import parse_crs
 from mapserver.jobs.errors import invalid
 from mapserver.jobs.expression import CollectionSpec, ImageSpec, evaluate
 from mapserver.jobs.imagery import (
@@ -26,6 +26,7 @@ from mapserver.jobs.imagery import (
     band_names,
     default_grid,
     image_bounds_4326,
+    standard_scheme,
     tile_range,
 )
 from mapserver.tiling import WM_RESOLUTION0
@@ -80,19 +81,6 @@ def as_float(v: Any, what: str) -> float:
     if isinstance(v, bool) or not math.isfinite(f):
         raise invalid(f"{what} must be a number")
     return f
-
-
-def parse_crs(code: str | None, wkt: str | None) -> SpatialRef:
-    value = code if code else wkt
-    if not isinstance(value, str) or not value.strip():
-        raise invalid("grid: one of crsCode or crsWkt is required")
-    text = value.strip()
-    if text.upper().startswith("EPSG:"):
-        text = text[5:]
-    try:
-        return parse_sr(text, None)
-    except MapServerError as exc:
-        raise invalid(f"Unknown CRS '{value[:60]}'") from exc
 
 
 def _check_fields(body: dict, allowed: set[str], where: str) -> None:
@@ -320,8 +308,6 @@ def parse_map(body: Any, catalog: Catalog, max_tiles: int) -> JobPlan:
         tiles.extend([z, x, y] for x in range(x0, x1 + 1) for y in range(y0, y1 + 1))
     publish = bool(body.get("publishTileCache", False))
     if publish:
-        from mapserver.jobs.imagery import standard_scheme
-
         svc = catalog.service(spec.service)
         scheme = standard_scheme(svc)
         if spec != ImageSpec(service=spec.service):
