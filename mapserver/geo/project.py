@@ -59,14 +59,16 @@ class Frame:
     geodetic: SpatialRef | None  # None: the map SR is itself geographic
     lon0: float
     cut: bool  # geometries must be cut at lon0 + 180
-    lat_limit: float | None  # |lat| clamp (Mercator-like), None: no clamp
+    lat_range: tuple[float, float]  # latitudes drawn: the poles a projection cannot take
+    # (Mercator sends both to infinity, a polar azimuthal its antipode to a whole circle)
+    # are clamped to POLE_CLAMP_LAT
     cylindrical: bool  # x is linear in longitude, the same at every latitude
     period: float | None  # map x units of one world (cylindrical only)
     x_center: float  # map x of lon0 on the equator
 
     @property
     def via_geodetic(self) -> bool:
-        return self.geodetic is not None and (self.cut or self.lat_limit is not None)
+        return self.geodetic is not None and (self.cut or self.lat_range != (-90.0, 90.0))
 
 
 def _lon0(crs: pyproj.CRS) -> float:
@@ -87,14 +89,16 @@ def _lon0(crs: pyproj.CRS) -> float:
 def frame(sr: SpatialRef) -> Frame:
     crs = sr.crs
     if crs.is_geographic:
-        return Frame(None, 0.0, False, None, True, 360.0, 0.0)
+        return Frame(None, 0.0, False, (-90.0, 90.0), True, 360.0, 0.0)
     geodetic = from_crs(crs.geodetic_crs) if crs.geodetic_crs is not None else None
     if geodetic is None:
-        return Frame(None, 0.0, False, None, False, None, 0.0)
+        return Frame(None, 0.0, False, (-90.0, 90.0), False, None, 0.0)
     lon0 = _lon0(crs)
     to_map = transformer(geodetic, sr)
-    lons = np.array([lon0 - 90.0, lon0 + 90.0, lon0 - 90.0, lon0 + 90.0, lon0, lon0, lon0])
-    lats = np.array([0.0, 0.0, 60.0, 60.0, 0.0, 89.9999, 89.99])
+    lons = np.array([lon0 - 90.0, lon0 + 90.0, lon0 - 90.0, lon0 + 90.0, lon0,
+                     lon0, lon0, lon0, lon0, lon0, lon0])
+    lats = np.array([0.0, 0.0, 60.0, 60.0, 0.0, 90.0, 89.9999, 89.99,
+                     -90.0, -89.9999, -89.99])
     with np.errstate(all="ignore"):
         x, y = to_map.transform(lons, lats, errcheck=False)
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
@@ -102,13 +106,29 @@ def frame(sr: SpatialRef) -> Frame:
     span = x[1] - x[0] if finite else float("nan")
     cylindrical = bool(finite and span > 0 and abs((x[3] - x[2]) - span) <= 1e-9 * abs(span)
                        and abs(x[2] - x[0]) <= 1e-9 * abs(span))
-    # the pole runs away (Mercator) when the last 0.01 degree still spans half a world
-    pole_far = bool(finite and (not np.isfinite(y[5]) or abs(y[5] - y[6]) > 0.5 * abs(span)))
-    lat_limit = POLE_CLAMP_LAT if pole_far else None
+
+    def bad_pole(i: int) -> bool:
+        # a pole the projection cannot take: no result, or the last 0.01 degree towards it
+        # still spans half a world (Mercator)
+        pts = np.array([x[i], y[i], x[i + 1], y[i + 1], x[i + 2], y[i + 2]])
+        if not np.isfinite(pts).all():
+            return True
+        return bool(finite and np.hypot(x[i + 1] - x[i + 2], y[i + 1] - y[i + 2])
+                    > 0.5 * abs(span))
+
+    lat_range = (-POLE_CLAMP_LAT if bad_pole(8) else -90.0,
+                 POLE_CLAMP_LAT if bad_pole(5) else 90.0)
     cut = abs(((lon0 + 180.0) % 360.0) - 180.0) > 1e-9  # lon0 is not 0
-    return Frame(geodetic=geodetic, lon0=lon0, cut=cut, lat_limit=lat_limit,
+    return Frame(geodetic=geodetic, lon0=lon0, cut=cut, lat_range=lat_range,
                  cylindrical=cylindrical, period=2.0 * span if cylindrical else None,
                  x_center=float(x[4]) if finite else 0.0)
+
+
+def cuts_geometry(src: SpatialRef, grid: Grid) -> bool:
+    """Whether geometry from ``src`` is cut at the map's antimeridian on its way to ``grid``
+    (then polygon fills gain edges along the cut that must not be stroked)."""
+    fr = frame(grid.sr)
+    return src != grid.sr and fr.via_geodetic and fr.cut
 
 
 def world_shifts(grid: Grid) -> list[float]:
@@ -127,11 +147,18 @@ def world_shifts(grid: Grid) -> list[float]:
     return [k * p for k in range(first, last + 1)]
 
 
+# Where a vertex does not project (outside the projection's domain), the transform writes this
+# finite stand-in: NaN would break ring closure in GEOS; the vertices are dropped just after.
+UNPROJECTED = 1e250
+
+
 def _xy(tr: pyproj.Transformer):
     def fn(xy: np.ndarray) -> np.ndarray:
         with np.errstate(all="ignore"):
             x, y = tr.transform(xy[:, 0], xy[:, 1], errcheck=False)
-        return np.column_stack([x, y])
+        out = np.column_stack([x, y])
+        out[~np.isfinite(out)] = UNPROJECTED
+        return out
 
     return fn
 
@@ -155,7 +182,7 @@ def _affine_fn(grid: Grid):
 def _window_pieces(geoms: np.ndarray, fr: Frame) -> tuple[np.ndarray, np.ndarray]:
     """Parts of lon/lat geometries cut at the frame's antimeridian (and clamped in latitude),
     each shifted into ``[lon0 - 180, lon0 + 180]``. Returns (parts, feature index)."""
-    lat = fr.lat_limit or 90.0
+    south, north = fr.lat_range
     if fr.cut:
         lo, hi = fr.lon0 - 180.0 + CUT_EPS, fr.lon0 + 180.0 - CUT_EPS
         shifts = (-360.0, 0.0, 360.0)
@@ -163,7 +190,7 @@ def _window_pieces(geoms: np.ndarray, fr: Frame) -> tuple[np.ndarray, np.ndarray
         lo, hi, shifts = -1e9, 1e9, (0.0,)
     all_parts, all_owner = [], []
     for k in shifts:
-        pieces = shapely.clip_by_rect(geoms, lo + k, -lat, hi + k, lat)
+        pieces = shapely.clip_by_rect(geoms, lo + k, south, hi + k, north)
         parts, owner = shapely.get_parts(pieces, return_index=True)
         keep = ~shapely.is_empty(parts)
         parts, owner = parts[keep], owner[keep]
@@ -178,7 +205,7 @@ def _drop_nonfinite(parts: np.ndarray) -> np.ndarray:
     """Parts without the vertices that did not project (outside the projection's domain);
     rings or lines left with too few vertices become empty."""
     coords, which = shapely.get_coordinates(parts, return_index=True)
-    bad = ~np.isfinite(coords).all(axis=1)
+    bad = (coords == UNPROJECTED).any(axis=1)
     if not bad.any():
         return parts
     out = parts.copy()
@@ -189,7 +216,7 @@ def _drop_nonfinite(parts: np.ndarray) -> np.ndarray:
 
 def _finite_only(g: shapely.Geometry) -> shapely.Geometry:
     def ring(coords: np.ndarray, closed: bool) -> np.ndarray | None:
-        c = coords[np.isfinite(coords).all(axis=1)]
+        c = coords[(coords != UNPROJECTED).all(axis=1)]
         need = 4 if closed else 2
         if closed and len(c) >= 3 and not np.array_equal(c[0], c[-1]):
             c = np.vstack([c, c[:1]])
@@ -207,8 +234,10 @@ def _finite_only(g: shapely.Geometry) -> shapely.Geometry:
         c = ring(np.asarray(g.coords), kind == "LinearRing")
         return shapely.LineString(c) if c is not None else shapely.LineString()
     if kind == "Point":
-        return g if np.isfinite(g.coords[0]).all() else shapely.Point()
-    return shapely.GeometryCollection()
+        return g if UNPROJECTED not in g.coords[0] else shapely.Point()
+    parts = [p for p in (_finite_only(part) for part in shapely.get_parts(g)) if not p.is_empty]
+    return shapely.geometrycollections(parts) if kind == "GeometryCollection" else \
+        type(g)(parts) if parts else type(g)()
 
 
 def to_pixel_parts(geoms: np.ndarray, src: SpatialRef, grid: Grid, datum: Datum = (),
@@ -231,19 +260,19 @@ def to_pixel_parts(geoms: np.ndarray, src: SpatialRef, grid: Grid, datum: Datum 
     elif fr.via_geodetic:
         g = fr.geodetic
         assert g is not None
-        world = geoms if src == g else shapely.transform(
-            geoms, _xy(_transformer(src, g, datum)))
-        if not fr.cylindrical:
-            world = shapely.segmentize(world, DENSIFY_DEG)
+        world = geoms if src == g else _drop_nonfinite(shapely.transform(
+            geoms, _xy(_transformer(src, g, datum))))
         parts, owner = _window_pieces(world, fr)
+        if not fr.cylindrical:  # after the cut: its new edges (a meridian, a parallel) bend
+            parts = shapely.segmentize(parts, DENSIFY_DEG)
         to_map = transformer(g, grid.sr)
-        parts = shapely.transform(parts, _xy(to_map))
+        parts = _drop_nonfinite(shapely.transform(parts, _xy(to_map)))
         parts = shapely.transform(parts, _affine_fn(grid))
     else:
         parts, owner = shapely.get_parts(geoms, return_index=True)
-        parts = shapely.transform(parts, _xy(_transformer(src, grid.sr, datum)))
+        parts = _drop_nonfinite(shapely.transform(parts, _xy(_transformer(src, grid.sr,
+                                                                           datum))))
         parts = shapely.transform(parts, _affine_fn(grid))
-    parts = _drop_nonfinite(parts)
     parts = shapely.clip_by_rect(parts, -margin, -margin, grid.width + margin,
                                  grid.height + margin)
     parts, sub = shapely.get_parts(parts, return_index=True)
@@ -268,8 +297,7 @@ def points_to_pixels(geoms: np.ndarray, src: SpatialRef, grid: Grid, datum: Datu
         ll = coords if src == g else _xy(_transformer(src, g, datum))(coords)
         lo = fr.lon0 - 180.0
         lon = lo + np.mod(ll[:, 0] - lo, 360.0)
-        lim = fr.lat_limit or 90.0
-        lat = np.clip(ll[:, 1], -lim, lim)
+        lat = np.clip(ll[:, 1], *fr.lat_range)
         xy = _xy(transformer(g, grid.sr))(np.column_stack([lon, lat]))
     else:
         xy = _xy(_transformer(src, grid.sr, datum))(coords)
@@ -300,7 +328,9 @@ def view_area(grid: Grid, sr: SpatialRef) -> shapely.Geometry | None:
     xmin, ymin, xmax, ymax = fp.bounds
     if sr.is_geographic and xmax - xmin > 180.0:
         return None
-    dx, dy = (xmax - xmin) * 0.02, (ymax - ymin) * 0.02
+    # 2 % of the view, and never less than the spread between datum transformations (~1 km)
+    slack = 0.01 if sr.is_geographic else 1000.0 / sr.meters_per_unit
+    dx, dy = max((xmax - xmin) * 0.02, slack), max((ymax - ymin) * 0.02, slack)
     return shapely.box(xmin - dx, ymin - dy, xmax + dx, ymax + dy)
 
 
@@ -317,7 +347,7 @@ def project_geometry(geom: shapely.Geometry, src: SpatialRef, dst: SpatialRef,
         if step > 0:
             geom = shapely.segmentize(geom, step)
     out = shapely.transform(geom, _xy(_transformer(src, dst, datum)))
-    if not np.isfinite(shapely.get_coordinates(out)).all():
+    if (shapely.get_coordinates(out) == UNPROJECTED).any():
         parts = _drop_nonfinite(shapely.get_parts(out))
         parts = parts[~shapely.is_empty(parts)]
         out = shapely.union_all(shapely.make_valid(parts)) if len(parts) else \

@@ -19,7 +19,7 @@ from mapserver.catalog.model import Catalog, Service
 from mapserver.errors import MapServerError
 from mapserver.jobs.crs import parse_crs
 from mapserver.jobs.errors import ApiError, invalid
-from mapserver.params.export import parse_layer_defs, parse_layers, parse_time
+from mapserver.params.filters import parse_layer_defs, parse_layers, parse_time
 
 MAX_NODES = 500
 
@@ -41,6 +41,9 @@ class ImageSpec:
     height: int | None = None
     max_dimension: int | None = None
     bands: tuple[str, ...] | None = None
+    # the other export-time map parameters, as /export takes them (EXPORT_ARGS): parsed
+    # by the same params/filters.py parser when the image is drawn
+    extras: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
@@ -239,10 +242,20 @@ def _export_args(spec: ImageSpec, a: dict, fname: str, svc: Service) -> ImageSpe
                                                                     else [t]))))
     except MapServerError as exc:
         raise invalid(f"{fname}: {exc.message} {' '.join(exc.details)}".strip()) from exc
-    unknown = set(a) - {"id", "layers", "layerDefs", "time", "version"}
+    extras = {name: a[name] if isinstance(a[name], str) else _json(a[name])
+              for name in EXPORT_ARGS if a.get(name) is not None}
+    if extras:
+        spec = replace(spec, extras=extras)
+    unknown = set(a) - {"id", "layers", "layerDefs", "time", "version", *EXPORT_ARGS}
     if unknown:
         raise invalid(f"{fname}: unknown arguments {sorted(unknown)}")
     return spec
+
+
+# /export parameters an Image.load may carry beyond layers, layerDefs and time
+EXPORT_ARGS = ("timeRelation", "layerTimeOptions", "dynamicLayers", "gdbVersion",
+               "historicMoment", "layerParameterValues", "mapRangeValues", "layerRangeValues",
+               "datumTransformations")
 
 
 def _json(v: Any) -> str:

@@ -7,6 +7,7 @@ points come out as points x dpi / 72 pixels, as ArcGIS specifies.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -20,7 +21,7 @@ from matplotlib.path import Path
 
 from mapserver.catalog.model import LabelClass, Layer
 from mapserver.geo.grid import Grid
-from mapserver.geo.project import points_to_pixels, to_pixel_parts
+from mapserver.geo.project import cuts_geometry, points_to_pixels, to_pixel_parts
 from mapserver.render.geometry import feature_paths
 from mapserver.render.style import FillSymbol, LineSymbol, MarkerSymbol, Renderer
 
@@ -88,10 +89,16 @@ def draw_features(ax: Axes, layer: Layer, idx: np.ndarray, grid: Grid,
     closed = gtype == "esriGeometryPolygon"
     parts, owner = to_pixel_parts(geoms, table.sr, grid, datum)
     paths = feature_paths(parts, owner, len(idx), closed=closed)
+    outlines = None
+    if closed and cuts_geometry(table.sr, grid):
+        # polygons cut at the map's antimeridian: stroke the rings themselves, not the cut
+        lines, line_owner = to_pixel_parts(shapely.boundary(geoms), table.sr, grid, datum)
+        outlines = feature_paths(lines, line_owner, len(idx), closed=False)
     for ci, cls in enumerate(all_classes):
-        members = [paths[i] for i in np.flatnonzero(classes == ci) if len(paths[i].vertices)]
-        if members:
-            _draw_paths(ax, members, cls.symbol, closed, alpha)
+        which = [i for i in np.flatnonzero(classes == ci) if len(paths[i].vertices)]
+        if which:
+            _draw_paths(ax, [paths[i] for i in which], cls.symbol, closed, alpha,
+                        [outlines[i] for i in which] if outlines is not None else None)
 
 
 def _rgba(color: tuple | None, alpha: float) -> tuple:
@@ -100,7 +107,16 @@ def _rgba(color: tuple | None, alpha: float) -> tuple:
     return (color[0], color[1], color[2], color[3] * alpha)
 
 
-def _draw_paths(ax: Axes, paths: list[Path], symbol: object, closed: bool, alpha: float) -> None:
+def _draw_paths(ax: Axes, paths: list[Path], symbol: object, closed: bool, alpha: float,
+               outlines: list[Path] | None = None) -> None:
+    """One class's paths. ``outlines``: the polygons' boundaries as lines, stroked instead of
+    the fill paths' edges (which include the cuts the projection made)."""
+    if isinstance(symbol, FillSymbol) and closed and outlines is not None:
+        fill_only = dataclasses.replace(symbol, outline=None)
+        _draw_paths(ax, paths, fill_only, True, alpha)
+        if symbol.outline is not None and symbol.outline.visible:
+            _draw_paths(ax, outlines, symbol.outline, False, alpha)
+        return
     if isinstance(symbol, FillSymbol) and closed:
         face = symbol.color if symbol.style not in ("esriSFSNull", "esriSFSHollow") else None
         hatch = HATCHES.get(symbol.style)

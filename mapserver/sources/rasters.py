@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import pyproj
 import rasterio
 import rasterio.crs
 from rasterio.enums import MaskFlags, Resampling
@@ -34,10 +35,20 @@ _lock = threading.Lock()
 
 @lru_cache(maxsize=256)
 def rasterio_crs(sr: SpatialRef) -> rasterio.crs.CRS:
-    """The rasterio CRS for an SR (EPSG codes stay codes so GDAL picks its best pipeline)."""
+    """The rasterio CRS for an SR (EPSG codes stay codes so GDAL picks its best pipeline).
+
+    GDAL recognises some CRS names and replaces the definition by the registered one: a WKT
+    named "WGS 84 / Pseudo-Mercator" with Central_Meridian 175 (what the ArcGIS Maps SDK
+    sends for a view across the date line) became plain EPSG:3857. So the result is checked
+    against the SR and, when GDAL changed it, built again under a name GDAL does not know."""
     if sr.key.startswith("EPSG:"):
         return rasterio.crs.CRS.from_epsg(int(sr.key[5:]))
-    return rasterio.crs.CRS.from_wkt(sr.crs.to_wkt())
+    wkt = sr.crs.to_wkt()
+    crs = rasterio.crs.CRS.from_wkt(wkt)
+    if not pyproj.CRS.from_wkt(crs.to_wkt()).equals(sr.crs, ignore_axis_order=True):
+        name = sr.crs.name
+        crs = rasterio.crs.CRS.from_wkt(wkt.replace(f'"{name}"', f'"{name} (as sent)"', 1))
+    return crs
 
 
 def _open(path: str, overview_level: int | None) -> rasterio.DatasetReader:
