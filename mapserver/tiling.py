@@ -20,13 +20,14 @@ from affine import Affine
 
 from mapserver.encode.image import Format, parse_format
 from mapserver.errors import InvalidParameter
+from mapserver.geo import mercator
 from mapserver.geo.grid import INCHES_PER_METER, Grid
 from mapserver.geo.sr import SpatialRef, parse_sr
 
 # Esri's standard Web Mercator cache (ArcGIS Online / Google / Bing compatible).
-WM_ORIGIN = (-20037508.342787, 20037508.342787)
-WM_RESOLUTION0 = 156543.03392800014
-WM_SCALE0 = 591657527.591555
+WM_ORIGIN = (-mercator.ESRI_TILE_ORIGIN, mercator.ESRI_TILE_ORIGIN)
+WM_RESOLUTION0 = mercator.ESRI_RESOLUTION0
+WM_SCALE0 = mercator.ESRI_SCALE0
 DEFAULT_LEVELS = 20  # levels 0..19 (~0.3 m / px at the last one)
 MAX_LEVELS = 32
 # tileInfo.format spelling -> our encoder (ArcGIS writes upper case; MIXED is not offered)

@@ -34,14 +34,12 @@ import pyproj
 import shapely
 
 from mapserver import datum as datum_mod
+from mapserver.geo import mercator
 from mapserver.geo.grid import Grid
 from mapserver.geo.sr import SpatialRef, from_crs, transformer
 
-# Web Mercator, once: half the world's width (pi x 6378137 m) and the latitude where the
-# square world ends. Esri's tiling schemes publish their origin rounded to 20037508.342787;
-# that literal belongs to the tileInfo JSON (tiling.py), not to projection maths.
-MERCATOR_HALF_WORLD = math.pi * 6378137.0
-MERCATOR_MAX_LAT = 85.0511287798066
+MERCATOR_HALF_WORLD = mercator.HALF_WORLD
+MERCATOR_MAX_LAT = mercator.MAX_LAT
 # Projections that send the poles to infinity draw up to this latitude.
 POLE_CLAMP_LAT = 89.5
 # Pieces cut at the antimeridian stay this far (degrees) inside it, so PROJ never wraps them.

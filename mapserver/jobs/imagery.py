@@ -19,7 +19,7 @@ from affine import Affine
 from mapserver.catalog.model import Catalog, Service
 from mapserver.errors import MapServerError
 from mapserver.geo.grid import Grid
-from mapserver.geo.project import project_bounds, project_geometry
+from mapserver.geo.project import MERCATOR_MAX_LAT, project_bounds, project_geometry
 from mapserver.geo.sr import SpatialRef, parse_sr
 from mapserver.jobs.crs import parse_crs
 from mapserver.jobs.errors import invalid
@@ -143,7 +143,7 @@ def tile_range(bounds4326: tuple[float, float, float, float], z: int
     """Inclusive (x0, y0, x1, y1) of the tiles covering a lon/lat box at zoom ``z``."""
     n = 1 << z
     lon0, lat0, lon1, lat1 = bounds4326
-    lat0, lat1 = max(lat0, -85.05112878), min(lat1, 85.05112878)
+    lat0, lat1 = max(lat0, -MERCATOR_MAX_LAT), min(lat1, MERCATOR_MAX_LAT)
 
     def tx(lon: float) -> int:
         return min(n - 1, max(0, math.floor((lon + 180.0) / 360.0 * n)))
