@@ -15,7 +15,9 @@ these tests exist for.
 
 Fixtures: ``app_url`` (base URL of the live app), ``browser_files`` (the installed npm
 folder), ``static_url`` (base URL serving it), ``browser_pages`` (write an HTML page, get its
-URL), ``chromium`` (a Playwright Browser) and ``page`` (a fresh 1:1-pixel page per test).
+URL), ``arcgis_import_map`` (the import map that lets a page load ``@arcgis/core``'s ES
+modules from that folder), ``chromium`` (a Playwright Browser) and ``page`` (a fresh
+1:1-pixel page per test).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import fcntl
 import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -120,6 +123,12 @@ def browser_files() -> Path:
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
+    # ES modules load only with a JavaScript MIME type and WebAssembly streams only as
+    # application/wasm; do not depend on the host's /etc/mime.types for either.
+    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".js": "text/javascript",
+                      ".mjs": "text/javascript", ".wasm": "application/wasm",
+                      ".json": "application/json"}
+
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib name
         pass
 
@@ -143,6 +152,115 @@ def static_url(browser_files: Path) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+# --- ES-module packages (the ArcGIS Maps SDK for JavaScript) -------------------------------
+
+_ESM_CONDITIONS = ("browser", "import", "module", "default")
+
+
+def _export_target(target: object) -> str | None:
+    """The browser ES-module file of one ``exports`` value (string, condition map or list)."""
+    if isinstance(target, str):
+        return target
+    if isinstance(target, list):
+        return next((t for t in map(_export_target, target) if t), None)
+    if isinstance(target, dict):
+        for condition in _ESM_CONDITIONS:
+            if condition in target:
+                found = _export_target(target[condition])
+                if found:
+                    return found
+    return None
+
+
+def esm_import_map(node_modules: Path, url_prefix: str = "/node_modules") -> dict:
+    """An import map resolving the bare specifiers of ES-module packages to their files.
+
+    Browsers cannot resolve ``import "tslib"`` or ``import "@arcgis/toolkit/dom"`` as Node
+    does; ``@arcgis/core`` and its dependencies are full of such imports. For every
+    top-level package in ``node_modules``: ``"<name>"`` maps to its ES entry (``exports``
+    ``.`` by the browser/import/module/default conditions, else ``module``), each explicit
+    subpath export to its file (``*`` patterns expanded against the files on disk), and
+    ``"<name>/"`` to the package folder for deep imports of real paths. Packages nested in
+    another package's own ``node_modules`` (version conflicts) are not mapped.
+    """
+    imports: dict[str, str] = {}
+    metas = sorted(node_modules.glob("*/package.json")) + sorted(
+        node_modules.glob("@*/*/package.json"))
+    for meta_path in metas:
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        pkg_dir = meta_path.parent
+        name = pkg_dir.relative_to(node_modules).as_posix()
+        base = f"{url_prefix}/{name}"
+        imports[f"{name}/"] = f"{base}/"
+        exports = meta.get("exports")
+        if exports is not None and not (isinstance(exports, dict)
+                                        and all(k.startswith(".") for k in exports)):
+            exports = {".": exports}  # sugar: the whole value is the "." export
+        if isinstance(exports, dict):
+            for key, value in exports.items():
+                target = _export_target(value)
+                if not target or not target.startswith("./"):
+                    continue
+                if "*" not in key:
+                    if not key.endswith("/"):
+                        imports[name + key[1:]] = base + target[1:]
+                    continue
+                if target.count("*") != 1 or key.count("*") != 1:
+                    continue
+                head, tail = target[2:].split("*")
+                for file in pkg_dir.glob(target[2:]):
+                    rel = file.relative_to(pkg_dir).as_posix()
+                    star = rel[len(head):len(rel) - len(tail) if tail else None]
+                    specifier = name + key[1:].replace("*", star)
+                    if specifier != f"{name}/{rel}":  # else the folder mapping covers it
+                        imports.setdefault(specifier, f"{base}/{rel}")
+        if name not in imports and isinstance(meta.get("module"), str):
+            imports[name] = f"{base}/{meta['module'].removeprefix('./')}"
+    # bundler-style side-effect CSS imports (``import "../cdn/main.css"`` in calcite's
+    # runtime) fail in a browser (a stylesheet is no module): map those URLs to an empty
+    # module; pages link the stylesheets they need themselves
+    for css_url in _css_module_imports(node_modules, url_prefix):
+        imports[css_url] = "data:text/javascript,"
+    return {"imports": dict(sorted(imports.items()))}
+
+
+_CSS_IMPORT = re.compile(rb"""(?:^|[;}\s])import\s*["'](\.{1,2}/[^"']+\.css)["']""")
+
+
+def _css_module_imports(node_modules: Path, url_prefix: str) -> set[str]:
+    """URLs of the ``.css`` files that ES modules under ``node_modules`` import as modules."""
+    found = set()
+    for pattern in ("**/*.js", "**/*.mjs"):
+        for file in node_modules.glob(pattern):
+            try:
+                text = file.read_bytes()
+            except OSError:
+                continue
+            if b".css" not in text:
+                continue
+            for spec in _CSS_IMPORT.findall(text):
+                target = Path(os.path.normpath(file.parent / spec.decode()))
+                if target.is_relative_to(node_modules):
+                    found.add(f"{url_prefix}/{target.relative_to(node_modules).as_posix()}")
+    return found
+
+
+@pytest.fixture(scope="session")
+def arcgis_import_map(browser_files: Path) -> str:
+    """The import map (JSON text for ``<script type="importmap">``) for ``@arcgis/core``.
+
+    Pages then ``import MapView from "@arcgis/core/views/MapView.js"`` straight from the
+    npm package on the static server (no bundler), and must define
+    ``window.process = {env: {NODE_ENV: "production"}}`` first (the npm build reads it) and
+    set ``esriConfig.assetsPath`` to ``/node_modules/@arcgis/core/assets`` before loading
+    anything else (its default is the js.arcgis.com CDN).
+    """
+    return json.dumps(esm_import_map(browser_files / "node_modules"), separators=(",", ":"))
 
 
 class BrowserPages:
