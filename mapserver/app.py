@@ -10,6 +10,7 @@ from mapserver.catalog.loader import load_catalog
 from mapserver.output import OutputStore
 from mapserver.rest.context import AppState
 from mapserver.rest.errors import register_error_handlers
+from mapserver.rest.limits import install as install_limits
 from mapserver.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = 16 * 1024 * 1024
+    install_limits(app, settings.limits)  # body/JSON limits, per-request budget (rest/limits.py)
     catalog = load_catalog(list(settings.service_dirs), settings.data_dir)
     for problem in catalog.problems:
         log.error("service not loaded: %s", problem)

@@ -8,6 +8,7 @@
 | MAPSERVER_OUTPUT_MAX_AGE | ``900`` | seconds an export image is kept (at least) |
 | MAPSERVER_PNG_COMPRESSION | ``2`` | zlib level for PNG output (0-9): CPU versus bytes |
 | MAPSERVER_TILE_CACHE | ``<tmp>/mapserver-tiles`` | rendered tiles of cached services |
+| MAPSERVER_MAX_* and friends | see ``mapserver/limits.py`` | request limits (README "Settings") |
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from mapserver.limits import Limits
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,6 +31,7 @@ class Settings:
     output_max_age: float = 900.0
     png_compression: int = 2
     tile_cache_dir: Path = Path(tempfile.gettempdir()) / "mapserver-tiles"
+    limits: Limits = field(default_factory=Limits)  # request limits (mapserver/limits.py)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -43,4 +47,5 @@ class Settings:
             png_compression=max(0, min(9, int(env.get("MAPSERVER_PNG_COMPRESSION",
                                                       base.png_compression)))),
             tile_cache_dir=Path(env.get("MAPSERVER_TILE_CACHE", base.tile_cache_dir)),
+            limits=Limits.from_env(env),
         )

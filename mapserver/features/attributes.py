@@ -77,6 +77,9 @@ def parse_out_fields(table: FeatureTable, text: str | None, message: str) -> lis
         return [f for f in table.fields if f.name == table.oid_field]
     names = [n.strip() for n in text.split(",") if n.strip()]
     if "*" in names:
+        # "*" with anything else is not a field list ArcGIS accepts; naming an unknown field
+        # next to "*" (e.g. "*, (SELECT sql FROM sqlite_master)") must not pass silently
+        resolve_fields(table, [n for n in names if n != "*"], message, "outFields")
         return list(table.fields)
     return resolve_fields(table, names, message, "outFields")
 

@@ -8,7 +8,6 @@ first, then a key-quoting fix-up, then the comma shorthands. Everything else is 
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -17,8 +16,10 @@ from typing import Any
 import numpy as np
 import shapely
 
+from mapserver import limits
 from mapserver.errors import InvalidParameter
 from mapserver.geo.sr import SpatialRef, parse_sr
+from mapserver.params.common import JsonSyntaxError, safe_loads
 
 GEOMETRY_TYPES = ("esriGeometryPoint", "esriGeometryMultipoint", "esriGeometryPolyline",
                   "esriGeometryPolygon", "esriGeometryEnvelope")
@@ -44,16 +45,19 @@ def parse_geometry_type(value: str | None, default: str, message: str) -> str:
     raise InvalidParameter(message, [f"'geometryType' must be one of {', '.join(GEOMETRY_TYPES)}"])
 
 
-def lenient_json(text: str) -> Any:
-    """Strict JSON, else JSON with unquoted keys / single quotes (QGIS, Esri doc examples)."""
+def lenient_json(text: str, name: str = "geometry") -> Any:
+    """Strict JSON, else JSON with unquoted keys / single quotes (QGIS, Esri doc examples).
+
+    Within the request limits (size, depth, finite numbers): breaking one of those is an
+    :class:`InvalidParameter` naming ``name``; text that is not JSON either way gives None."""
     try:
-        return json.loads(text)
-    except (ValueError, RecursionError):
+        return safe_loads(text, name)
+    except JsonSyntaxError:
         pass
     fixed = _UNQUOTED_KEY.sub(r'\1"\2":', _SINGLE_QUOTED.sub(r'"\1"', text))
     try:
-        return json.loads(fixed)
-    except (ValueError, RecursionError):
+        return safe_loads(fixed, name)
+    except JsonSyntaxError:
         return None
 
 
@@ -75,7 +79,7 @@ def parse_geometry(text: str, geometry_type: str, message: str,
             xmin, ymin, xmax, ymax = nums
             return InputGeometry(_box(xmin, ymin, xmax, ymax), "esriGeometryEnvelope", None)
         raise bad
-    obj = lenient_json(text)
+    obj = lenient_json(text, name)
     if not isinstance(obj, dict):
         raise bad
     return geometry_from_json(obj, geometry_type, bad)
@@ -88,6 +92,7 @@ def geometry_from_json(obj: dict, geometry_type: str, bad: InvalidParameter) -> 
             sr = parse_sr(obj["spatialReference"])
         except InvalidParameter as exc:
             raise InvalidParameter(bad.message, bad.details + exc.details) from None
+    _check_vertices(obj, bad)
     try:
         if "x" in obj and "y" in obj:
             x, y = _num(obj["x"]), _num(obj["y"])
@@ -114,6 +119,24 @@ def geometry_from_json(obj: dict, geometry_type: str, bad: InvalidParameter) -> 
             shapely.errors.GEOSException):
         raise bad from None
     raise bad
+
+
+def _check_vertices(obj: dict, bad: InvalidParameter) -> None:
+    """At most ``max_vertices`` coordinates in one input geometry (checked before building)."""
+    limit = limits.current().max_vertices
+    n = 0
+    for key in ("points", "paths", "rings"):
+        parts = obj.get(key)
+        if not isinstance(parts, list):
+            continue
+        if key == "points":
+            n += len(parts)
+        else:
+            n += sum(len(p) for p in parts if isinstance(p, list)) + len(parts)
+        if n > limit:
+            raise InvalidParameter(bad.message, [
+                *bad.details, f"the geometry has more than {limit} vertices "
+                              "(MAPSERVER_MAX_VERTICES)"])
 
 
 def _num(v: Any) -> float | None:

@@ -99,15 +99,74 @@ def from_wkid(wkid: int) -> SpatialRef:
                                [f"Unknown spatial reference wkid {wkid}"]) from exc
 
 
-@lru_cache(maxsize=128)
+WKT_KEYWORDS = ("GEOGCS", "PROJCS", "GEOGCRS", "PROJCRS", "COMPD", "GEODCRS", "BOUNDCRS",
+                 "COMPOUNDCRS", "GEOCCS", "BASEGEOGCRS")
+
+
 def from_wkt(wkt: str) -> SpatialRef:
-    """A SpatialRef from WKT (OGC or Esri flavour); ids are reported when the WKT matches one."""
+    """A SpatialRef from WKT (OGC or Esri flavour); ids are reported when the WKT matches one.
+
+    Client WKT is checked before use: at most MAPSERVER_MAX_WKT_LENGTH characters, a datum
+    PROJ knows (by id or name) or one defined by TOWGS84, and projection parameters PROJ
+    accepts (e.g. no latitude of origin past 90 degrees)."""
+    from mapserver import limits
+
+    most = limits.current().max_wkt_length
+    if len(wkt) > most:
+        raise InvalidParameter("Invalid spatial reference",
+                               [f"The spatial reference WKT is longer than {most} characters "
+                                "(MAPSERVER_MAX_WKT_LENGTH)"])
+    return _from_wkt_checked(wkt)
+
+
+@lru_cache(maxsize=128)
+def _from_wkt_checked(wkt: str) -> SpatialRef:
     try:
         crs = pyproj.CRS.from_user_input(wkt)
     except CRSError as exc:
         raise InvalidParameter("Invalid spatial reference",
                                ["Could not parse the spatial reference WKT"]) from exc
+    if wkt.lstrip().upper().startswith(WKT_KEYWORDS):
+        _check_datum(crs)
+    _check_usable(crs)
     return from_crs(crs)
+
+
+def _check_datum(crs: pyproj.CRS) -> None:
+    """Refuse a made-up datum (``DATUM["y", …]`` with no id, no known name, no TOWGS84): the
+    map would be drawn as if it were some other datum."""
+    if crs.is_bound or crs.datum is None:
+        return
+    if crs.geodetic_crs is not None and crs.geodetic_crs.to_authority(min_confidence=70):
+        return
+    datum = crs.datum
+    info = datum.to_json_dict()
+    if info.get("id") or info.get("ids") or info.get("type") == "DatumEnsemble":
+        return
+    from pyproj.crs import Datum
+
+    try:
+        Datum.from_name(datum.name)
+        return
+    except CRSError:
+        pass
+    raise InvalidParameter("Invalid spatial reference",
+                           [f"Unknown datum '{datum.name[:80]}' in the spatial reference WKT: "
+                            "use a datum PROJ knows or give its TOWGS84 parameters"])
+
+
+def _check_usable(crs: pyproj.CRS) -> None:
+    """Projection parameters PROJ refuses (``lat_0`` > 90 degrees, ...) fail here, not while
+    drawing."""
+    if not crs.is_projected or crs.geodetic_crs is None:
+        return
+    try:
+        pyproj.Transformer.from_crs(crs.geodetic_crs, crs, always_xy=True)
+    except (CRSError, pyproj.exceptions.ProjError) as exc:
+        reason = str(exc).split("(Internal Proj Error: ")[-1].rstrip(")")[:160]
+        raise InvalidParameter("Invalid spatial reference",
+                               ["The spatial reference WKT has projection parameters PROJ "
+                                f"cannot use: {reason}"]) from exc
 
 
 def from_crs(crs: pyproj.CRS | str) -> SpatialRef:

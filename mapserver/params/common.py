@@ -11,9 +11,10 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from mapserver import limits
 from mapserver.errors import InvalidParameter
 
-MAX_PARAM_LENGTH = 2_000_000
+MAX_PARAM_LENGTH = 2_000_000  # hard cap on any one value; JSON values: limits.max_json_bytes
 
 
 class Params:
@@ -73,8 +74,8 @@ def parse_numbers(value: str, name: str, count: int | None = None) -> list[float
     text = value.strip()
     if text.startswith("["):
         try:
-            arr = json.loads(text)
-        except ValueError:
+            arr = safe_loads(text, name)
+        except InvalidParameter:
             arr = None
         if isinstance(arr, list):
             text = ",".join(str(v) for v in arr)
@@ -98,11 +99,67 @@ def parse_bool(value: str | None, name: str, default: bool) -> bool:
 
 
 def parse_json(value: str, name: str) -> Any:
+    return safe_loads(value, name)
+
+
+class _NotFinite(ValueError):
+    pass
+
+
+class JsonSyntaxError(InvalidParameter):
+    """The text is not JSON at all (lenient parsers may try another reading)."""
+
+
+def _finite_float(text: str) -> float:
+    f = float(text)
+    if not math.isfinite(f):  # 1e400
+        raise _NotFinite(text)
+    return f
+
+
+def _no_constant(text: str) -> Any:
+    raise _NotFinite(text)  # NaN, Infinity, -Infinity are not JSON
+
+
+def safe_loads(text: str | bytes, name: str, lim: limits.Limits | None = None) -> Any:
+    """JSON within the request limits: at most ``max_json_bytes`` long, ``max_json_depth``
+    deep, ``max_json_items`` values, finite numbers only (no NaN/Infinity/1e400). Every
+    failure is an :class:`InvalidParameter` naming ``name``."""
+    lim = lim or limits.current()
+    if len(text) > lim.max_json_bytes:
+        raise limits.too_large(name, f"is longer than {lim.max_json_bytes} bytes "
+                                     "(MAPSERVER_MAX_JSON_BYTES)")
     try:
-        return json.loads(value)
-    except (ValueError, RecursionError) as exc:
+        obj = json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
+    except _NotFinite as exc:
         raise InvalidParameter("Invalid or missing input parameters.",
-                               [f"'{name}' is not valid JSON"]) from exc
+                               [f"'{name}' contains a number that is not finite"]) from exc
+    except RecursionError as exc:
+        raise limits.too_large(name, f"is nested deeper than {lim.max_json_depth} levels "
+                                     "(MAPSERVER_MAX_JSON_DEPTH)") from exc
+    except ValueError as exc:
+        raise JsonSyntaxError("Invalid or missing input parameters.",
+                              [f"'{name}' is not valid JSON"]) from exc
+    check_json_shape(obj, name, lim)
+    return obj
+
+
+def check_json_shape(obj: Any, name: str, lim: limits.Limits | None = None) -> None:
+    """Depth and value count of parsed JSON, walked without recursion."""
+    lim = lim or limits.current()
+    stack = [(obj, 1)]
+    items = 0
+    while stack:
+        o, depth = stack.pop()
+        if depth > lim.max_json_depth:
+            raise limits.too_large(name, f"is nested deeper than {lim.max_json_depth} levels "
+                                         "(MAPSERVER_MAX_JSON_DEPTH)")
+        children = o.values() if isinstance(o, dict) else o
+        items += len(children)
+        if items > lim.max_json_items:
+            raise limits.too_large(name, f"holds more than {lim.max_json_items} values "
+                                         "(MAPSERVER_MAX_JSON_ITEMS)")
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list) and c)
 
 
 def parse_f(params: Params, allowed: Iterable[str] = ("html", "json", "pjson"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mapserver import limits
 from mapserver.encode.image import Format, parse_format
 from mapserver.errors import InvalidParameter
 from mapserver.geo.sr import SpatialRef, parse_sr
@@ -16,7 +17,7 @@ EXPORT_PARAMS = ("bbox", "bboxSR", "layers", "layerDefs", "size", "imageSR", "fo
                  "layerParameterValues", "mapRangeValues", "layerRangeValues", "clipping",
                  "spatialFilter", "selectionDefinitions", "historicMoment", "f")
 
-MAX_DPI = 2400.0
+MAX_DPI = 2400.0  # the default of MAPSERVER_MAX_DPI (limits.py)
 
 
 @dataclass(frozen=True)
@@ -63,13 +64,15 @@ def _format(value: str | None) -> Format:
 
 
 def parse_dpi(params: Params) -> float:
-    """``dpi``: default 96, 1 to MAX_DPI (symbol sizes and scale depend on it)."""
+    """``dpi``: default 96, within MAPSERVER_MIN_DPI..MAX_DPI (symbol sizes and scale depend
+    on it)."""
     if params.raw("dpi") is None:
         return 96.0
     dpi = parse_float(params.raw("dpi"), "dpi")
-    if not 1 <= dpi <= MAX_DPI:
+    lim = limits.current()
+    if not lim.min_dpi <= dpi <= lim.max_dpi:
         raise InvalidParameter("Invalid or missing input parameters.",
-                               [f"'dpi' must be between 1 and {MAX_DPI:g}"])
+                               [f"'dpi' must be between {lim.min_dpi:g} and {lim.max_dpi:g}"])
     return dpi
 
 def parse_export(params: Params, map_sr: SpatialRef, max_w: int, max_h: int,
@@ -91,9 +94,11 @@ def parse_export(params: Params, map_sr: SpatialRef, max_w: int, max_h: int,
     map_scale = None
     if params.raw("mapScale") is not None:
         map_scale = parse_float(params.raw("mapScale"), "mapScale")
-        if map_scale <= 0:
+        lim = limits.current()
+        if not lim.min_map_scale <= map_scale <= lim.max_map_scale:
             raise InvalidParameter("Invalid or missing input parameters.",
-                                   ["'mapScale' must be positive"])
+                                   [f"'mapScale' must be between {lim.min_map_scale:g} and "
+                                    f"{lim.max_map_scale:g}"])
     rotation = 0.0
     if params.raw("rotation") is not None:
         rotation = parse_float(params.raw("rotation"), "rotation")

@@ -10,11 +10,12 @@ other operations never parse them, so they stay empty there.
 
 from __future__ import annotations
 
-import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from mapserver import limits
 from mapserver.datum import Requested, parse_datum_transformations
 from mapserver.errors import InvalidParameter
 from mapserver.features.geometry_in import (
@@ -24,7 +25,13 @@ from mapserver.features.geometry_in import (
     lenient_json,
 )
 from mapserver.geo.sr import SpatialRef
-from mapserver.params.common import Params, parse_float, parse_int_list, parse_json
+from mapserver.params.common import (
+    Params,
+    parse_float,
+    parse_int_list,
+    parse_json,
+    safe_loads,
+)
 
 TIME_RELATIONS = ("esriTimeRelationOverlaps", "esriTimeRelationOverlapsStartWithinEnd",
                   "esriTimeRelationAfterStartOverlapsEnd", "esriTimeRelationWithin")
@@ -120,21 +127,13 @@ def parse_layer_defs(value: str | None) -> dict[int, str]:
     text = value.strip()
     out: dict[int, str] = {}
     if text.startswith("{"):
-        try:
-            obj = json.loads(text)
-        except ValueError as exc:
-            raise InvalidParameter("Invalid or missing input parameters.",
-                                   ["'layerDefs' is not valid JSON"]) from exc
+        obj = safe_loads(text, "layerDefs")
         if not isinstance(obj, dict):
             raise InvalidParameter("Invalid or missing input parameters.",
                                    ["'layerDefs' must be a JSON object"])
         items = obj.items()
     elif text.startswith("["):
-        try:
-            arr = json.loads(text)
-        except ValueError as exc:
-            raise InvalidParameter("Invalid or missing input parameters.",
-                                   ["'layerDefs' is not valid JSON"]) from exc
+        arr = safe_loads(text, "layerDefs")
         if not isinstance(arr, list) or not all(isinstance(a, dict) for a in arr):
             raise InvalidParameter("Invalid or missing input parameters.",
                                    ["'layerDefs' array must hold {layerId, where} objects"])
@@ -211,9 +210,17 @@ def time_options(obj: object, where: str) -> TimeOptions:
         offset = 0.0
     if isinstance(offset, bool) or not isinstance(offset, int | float):
         raise _bad(where, "timeOffset must be a number")
+    if not math.isfinite(offset):
+        raise _bad(where, "timeOffset must be a finite number")
     units = obj.get("timeOffsetUnits") or "esriTimeUnitsMilliseconds"
     if units not in TIME_UNITS:
         raise _bad(where, f"timeOffsetUnits must be one of {', '.join(TIME_UNITS)}")
+    years = (abs(offset) * CALENDAR_UNITS_MONTHS[units] / 12.0 if units in CALENDAR_UNITS_MONTHS
+             else abs(offset) * FIXED_UNITS_MS.get(units, 1) / 31_557_600_000.0)
+    max_years = limits.current().max_time_offset_years
+    if years > max_years:
+        raise _bad(where, f"timeOffset must be at most {max_years:g} years "
+                          "(MAPSERVER_MAX_TIME_OFFSET_YEARS)")
     return TimeOptions(use_time=use, cumulative=cum, offset=float(offset), offset_units=units)
 
 
@@ -234,7 +241,7 @@ def parse_layer_time_options(value: str | None) -> dict[int, TimeOptions]:
 
 
 def _json_object(value: str, name: str) -> dict:
-    obj = lenient_json(value)
+    obj = lenient_json(value, name)
     if not isinstance(obj, dict):
         raise _bad(name, "must be a JSON object")
     return obj
@@ -243,7 +250,7 @@ def _json_object(value: str, name: str) -> dict:
 def _geometry(obj: object, name: str, gtype: str | None, map_sr: SpatialRef) -> InputGeometry:
     """Esri geometry JSON (shared parser with query/identify); the map's SR when none given."""
     if isinstance(obj, str):
-        obj = lenient_json(obj)
+        obj = lenient_json(obj, name)
     if not isinstance(obj, dict):
         raise _bad(name, "needs a geometry object")
     bad = InvalidParameter("Invalid or missing input parameters.",
@@ -345,7 +352,32 @@ def parse_dynamic_layers(value: str | None) -> tuple[dict, ...] | None:
     arr = parse_json(value, "dynamicLayers")
     if not isinstance(arr, list) or not all(isinstance(a, dict) for a in arr):
         raise _bad("dynamicLayers", "must be a JSON array of layer objects")
+    most = limits.current().max_dynamic_layers
+    if len(arr) > most:
+        raise _bad("dynamicLayers", f"may list at most {most} layers "
+                                    "(MAPSERVER_MAX_DYNAMIC_LAYERS)")
     return tuple(arr)
+
+
+def _within_json_limits(value: str | None, name: str) -> str | None:
+    """A JSON-looking parameter parsed by another module is checked here first (size, depth,
+    finite numbers, WKT lengths), so every one of them meets the same limits."""
+    if value is None or not value.lstrip().startswith(("{", "[")):
+        return value
+    obj = safe_loads(value, name)
+    max_wkt = limits.current().max_wkt_length
+    stack = [obj]
+    while stack:
+        o = stack.pop()
+        if isinstance(o, dict):
+            for k, v in o.items():
+                if isinstance(v, str) and k.lower() in ("wkt", "wkt2") and len(v) > max_wkt:
+                    raise _bad(name, f"has a WKT longer than {max_wkt} characters "
+                                     "(MAPSERVER_MAX_WKT_LENGTH)")
+                stack.append(v)
+        elif isinstance(o, list):
+            stack.extend(o)
+    return value
 
 
 # Parameters whose effect depends on what the service declares; the export core refuses them
@@ -392,9 +424,10 @@ def parse_map_filters(params: Params, map_sr: SpatialRef, *, export: bool = Fals
         layer_time_options=parse_layer_time_options(
             params.raw("layerTimeOptions") or params.raw("timeOptions")),
         dynamic_layers=parse_dynamic_layers(params.raw("dynamicLayers")),
-        declared={name: params.raw(name) for name in DECLARED_PARAMS
+        declared={name: _within_json_limits(params.raw(name), name) for name in DECLARED_PARAMS
                   if params.raw(name) is not None},
-        datum=parse_datum_transformations(params.raw("datumTransformations")),
+        datum=parse_datum_transformations(
+            _within_json_limits(params.raw("datumTransformations"), "datumTransformations")),
         spatial_filter=parse_spatial_filter(params.raw("spatialFilter"), map_sr)
         if export else None,
         selections=parse_selections(params.raw("selectionDefinitions")) if export else (),

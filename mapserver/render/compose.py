@@ -19,11 +19,13 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from mapserver import limits
 from mapserver.catalog.model import Layer
+from mapserver.errors import InvalidParameter
 from mapserver.geo.grid import Grid
 from mapserver.render.clip import apply_mask
 from mapserver.render.raster import render_raster
-from mapserver.render.style import Renderer
+from mapserver.render.style import FillSymbol, LineSymbol, MarkerSymbol, Renderer, Symbol
 from mapserver.render.vector import LabelSpec, draw_features, draw_labels, label_specs, new_axes
 
 RGBA8 = tuple[int, int, int, int]
@@ -59,6 +61,9 @@ def agg_rgba(fig: Figure, grid: Grid) -> np.ndarray:
 # its Axes and an Agg renderer costs ~15 ms, more than drawing a world of country polygons; a kept
 # figure is cleared of its artists after each pass and redrawn for the next request. Bounded:
 # a few sizes, each at most SCRATCH_MAX_PIXELS (its Agg buffer stays allocated).
+# Isolation: a kept figure goes back into the cache only after a pass that ended normally and
+# left it empty; a pass that raised (Agg overflow, a timeout, anything) throws the figure away,
+# so no state of a failed request reaches the next one.
 _scratch = threading.local()
 SCRATCH_SIZES = 4
 SCRATCH_MAX_PIXELS = 2048 * 2048
@@ -92,11 +97,24 @@ def scratch_axes(grid: Grid) -> Iterator[tuple[Axes, Callable[[], np.ndarray]]]:
         canvas.draw()
         return _fit(np.asarray(canvas.buffer_rgba()), grid).copy()
 
+    ok = False
     try:
         yield ax, render
+        ok = True
     finally:
-        for artist in (*ax.collections, *ax.lines, *ax.patches, *ax.texts, *ax.images):
-            artist.remove()
+        try:
+            for artist in (*ax.collections, *ax.lines, *ax.patches, *ax.texts, *ax.images):
+                artist.remove()
+            ok = ok and not (ax.collections or ax.lines or ax.patches or ax.texts or ax.images)
+        except Exception:  # noqa: BLE001 - a figure we cannot clean is simply not kept
+            ok = False
+        if not ok and cache.get(key) is entry:
+            del cache[key]
+
+
+def clear_scratch() -> None:
+    """Drop this thread's kept figures (tests; after a failed request nothing else is kept)."""
+    _scratch.figures = OrderedDict()
 
 
 def _fit(buf: np.ndarray, grid: Grid) -> np.ndarray:
@@ -158,10 +176,52 @@ def _over_arith(dst: np.ndarray, src: np.ndarray) -> np.ndarray:
     return out
 
 
+def _symbol_points(sym: Symbol) -> Iterator[tuple[str, float]]:
+    if isinstance(sym, LineSymbol):
+        yield "width", sym.width
+    elif isinstance(sym, FillSymbol):
+        if sym.outline is not None:
+            yield "outline.width", sym.outline.width
+    elif isinstance(sym, MarkerSymbol):
+        yield "size", sym.size
+        yield "xoffset", abs(sym.xoffset)
+        yield "yoffset", abs(sym.yoffset)
+        if sym.outline is not None:
+            yield "outline.width", sym.outline.width
+
+
+def check_symbol_sizes(items: Sequence[DrawItem], grid: Grid) -> None:
+    """Every symbol size, width, offset and label size of ``items``, in pixels at the grid's
+    dpi, within MAPSERVER_MAX_SYMBOL_PIXELS; checked before anything is drawn (a 1e308 pt
+    outline would keep Agg busy for a minute and then overflow). The error names ``dpi`` when
+    the symbol would fit at 96 dpi, else the request's symbols (``dynamicLayers``)."""
+    most = limits.current().max_symbol_pixels
+    k = grid.dpi / 72.0
+    for item in items:
+        if item.layer.kind != "feature":
+            continue
+        renderer = item.renderer or item.layer.renderer
+        checks: list[tuple[str, float]] = []
+        if renderer is not None:
+            for cls in renderer.all_classes:
+                checks.extend(_symbol_points(cls.symbol))
+        if item.show_labels:
+            for lab in item.layer.labels:
+                checks += [("label font size", lab.size), ("label halo size", lab.halo_size)]
+        for what, pt in checks:
+            if not pt * k <= most:  # also refuses NaN
+                source = "dpi" if pt * 96.0 / 72.0 <= most else "dynamicLayers"
+                raise InvalidParameter("Invalid or missing input parameters.", [
+                    f"'{source}': symbol {what} {pt:g} pt is {pt * k:.4g} px at {grid.dpi:g} "
+                    f"dpi, more than {most:g} px (MAPSERVER_MAX_SYMBOL_PIXELS) on layer "
+                    f"{item.layer.id}"])
+
+
 def render_rgba(items: Sequence[DrawItem], grid: Grid,
                 background: RGBA8 | None = None,
                 label_mask: np.ndarray | None = None) -> np.ndarray:
     """Draw ``items`` (bottom first) and return straight-alpha RGBA (h, w, 4) uint8."""
+    check_symbol_sizes(items, grid)
     canvas: np.ndarray | None = None
     if background is not None and background[3] > 0:
         canvas = np.empty((grid.height, grid.width, 4), dtype=np.uint8)
@@ -169,10 +229,12 @@ def render_rgba(items: Sequence[DrawItem], grid: Grid,
         canvas.view(np.uint32)[...] = np.array(background, dtype=np.uint8).view(np.uint32)[0]
     labels: list[LabelSpec] = []
     for item in items:
+        limits.check_budget(f"before drawing layer {item.layer.id}")
         canvas = over(canvas, apply_mask(layer_rgba(item, grid), item.mask), item.opacity)
         if item.show_labels and item.layer.kind == "feature" and item.idx is not None:
             labels.extend(label_specs(item.layer, item.idx, grid, item.datum))
     if labels:
+        limits.check_budget("before drawing labels")
         with scratch_axes(grid) as (ax, render):
             draw_labels(ax, reversed(labels), grid)  # top layer's labels win collisions
             canvas = over(canvas, apply_mask(render(), label_mask))
@@ -184,12 +246,14 @@ def render_rgba(items: Sequence[DrawItem], grid: Grid,
 def render_figure(items: Sequence[DrawItem], grid: Grid,
                   background: RGBA8 | None = None) -> Figure:
     """One matplotlib figure with every layer, for vector output formats."""
+    check_symbol_sizes(items, grid)
     fig, ax = new_axes(grid)
     if background is not None and background[3] > 0:
         fig.patch.set_facecolor(tuple(c / 255.0 for c in background))
         fig.patch.set_alpha(background[3] / 255.0)
     labels: list[LabelSpec] = []
     for item in items:
+        limits.check_budget(f"before drawing layer {item.layer.id}")
         if item.layer.kind == "raster":
             rgba = render_raster(item.layer, grid, item.datum)
             ax.imshow(rgba, extent=(0, grid.width, grid.height, 0), interpolation="nearest",

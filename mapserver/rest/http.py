@@ -15,7 +15,9 @@ from flask import Request, Response, current_app, render_template
 from mapserver.errors import InvalidParameter
 from mapserver.params.common import Params
 
-CALLBACK_RE = re.compile(r"^[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*$")
+# ASCII only (re.ASCII: ``\w`` would take "ù"), an identifier path as ArcGIS allows; fullmatch,
+# since "$" would also match before a trailing newline
+CALLBACK_RE = re.compile(r"[A-Za-z_$][\w$]*(\.[A-Za-z_$][\w$]*)*", re.ASCII)
 
 
 def request_params(request: Request, canonical: Iterable[str] = ()) -> Params:
@@ -54,7 +56,7 @@ def json_response(obj: Any, params: Params, f: str = "json") -> Response:
 
 
 def valid_callback(name: str) -> bool:
-    return len(name) <= 128 and CALLBACK_RE.match(name) is not None
+    return len(name) <= 128 and CALLBACK_RE.fullmatch(name) is not None
 
 
 def wrap_json(text: str, callback: str | None, status: int = 200) -> Response:
