@@ -24,6 +24,18 @@ class MapServerError(Exception):
     def to_json(self) -> dict:
         return {"error": {"code": self.code, "message": self.message, "details": self.details}}
 
+    def __reduce__(self) -> tuple:
+        # picklable whatever a subclass's __init__ takes (errors cross process boundaries in
+        # the batch pool; an unpicklable one would break the pool)
+        return (_restore, (type(self), self.__dict__.copy()))
+
+
+def _restore(cls: type, state: dict) -> MapServerError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, state.get("message", ""))
+    err.__dict__.update(state)
+    return err
+
 
 class InvalidParameter(MapServerError):
     """A request parameter is malformed or out of range."""

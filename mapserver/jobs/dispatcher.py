@@ -12,17 +12,18 @@ import logging
 import os
 import shutil
 import threading
+import time
 import uuid
 from pathlib import Path
 
 import numpy as np
 
 from mapserver.jobs.config import JobConfig
-from mapserver.jobs.destinations import bucket
-from mapserver.jobs.executor import make_executor
+from mapserver.jobs.destinations import AssetTarget, Folder, destination
+from mapserver.jobs.executor import make_executor, worker_lost
 from mapserver.jobs.shards import run_shard, shard_path
 from mapserver.jobs.store import Store
-from mapserver.jobs.wire import grid_from_json
+from mapserver.jobs.wire import PYRAMIDING, grid_from_json
 from mapserver.jobs.writers import (
     write_geotiff,
     write_mp4,
@@ -33,6 +34,7 @@ from mapserver.jobs.writers import (
 
 log = logging.getLogger(__name__)
 EXT = {"GEO_TIFF": ".tif", "PNG": ".png", "JPEG": ".jpg"}
+SHARD_RETRIES = 3  # times a shard is re-run after its worker process died
 
 
 class Cancelled(Exception):
@@ -116,13 +118,30 @@ class Dispatcher:
         kind = op["kind"]
         pending = self.store.pending_shards(op["id"])
         self.store.mark_started(op["id"], [i for i, _ in pending])
-        futs = {self.executor.submit(run_shard, kind, payload, idx, shard, str(staging),
-                                     self.catalog_key, self.config.shard_delay): idx
-                for idx, shard in pending}
+        shards = dict(pending)
+
+        def submit(idx: int):
+            return self.executor.submit(run_shard, kind, payload, idx, shards[idx],
+                                        str(staging), self.catalog_key, self.config.shard_delay)
+
+        futs = {submit(idx): idx for idx in shards}
+        lost: dict[int, int] = {}
         try:
             while futs:
                 for fut in self.executor.as_completed(list(futs), self.config.poll_seconds):
                     idx = futs.pop(fut)
+                    exc = fut.exception()
+                    if exc is not None and worker_lost(exc):
+                        # the process running it died (killed, out of memory): not the shard's
+                        # fault; retry it on a fresh pool, a bounded number of times
+                        lost[idx] = lost.get(idx, 0) + 1
+                        if lost[idx] > SHARD_RETRIES:
+                            raise RuntimeError(f"shard {idx}: its worker process died "
+                                               f"{lost[idx]} times") from exc
+                        log.warning("operation %s: shard %s lost its worker process; retry %d",
+                                    op["id"], idx, lost[idx])
+                        futs[submit(idx)] = idx
+                        continue
                     self.store.shard_done(op["id"], idx, fut.result())
                 self._check(op["id"])
         except BaseException:
@@ -133,15 +152,25 @@ class Dispatcher:
         self._check(op["id"])
         out = staging / "out"
         out.mkdir(parents=True, exist_ok=True)
+        cpu0 = time.thread_time()
         getattr(self, f"finalize_{kind}")(op, payload, staging, out)
+        self.store.add_cpu(op["id"], time.thread_time() - cpu0)
         self._check(op["id"])
         dest = payload["dest"]
-        b = bucket(self.config, dest["bucket"])
+        b = destination(self.config, dest, op["description"])
         if kind == "map" and payload.get("publishTileCache"):
             self.publish_tiles(payload, out)
         keys = b.commit(out)
-        http = payload.get("httpBase", "").rstrip("/") + f"/v1/exports/{dest['bucket']}/"
-        if kind == "map":
+        base = payload.get("httpBase", "").rstrip("/")
+        http = base + f"/v1/exports/{dest.get('bucket')}/"
+        if isinstance(b, AssetTarget):
+            from mapserver.jobs.assets import service_name
+
+            uris = [b.storage_uri(keys[0]),
+                    f"{base}/arcgis/rest/services/{service_name(b.project)}/MapServer"]
+        elif isinstance(b, Folder):
+            uris = [b.storage_uri(key) for key in keys[:100]]
+        elif kind == "map":
             uris = [b.storage_uri(dest["prefix"]) + "/", http + dest["prefix"] + "/index.html",
                     http + dest["prefix"] + "/{z}/{x}/{y}"]
         else:
@@ -188,8 +217,11 @@ class Dispatcher:
             path.parent.mkdir(parents=True, exist_ok=True)
             rgba = payload["bands"][0].startswith("vis-")
             if dest["format"] == "GEO_TIFF":
+                meta = payload.get("metadata", {})
+                tags = {k: meta[k] for k in payload.get("metadataKeys", []) if k in meta}
                 write_geotiff(path, data, valid, sub, rgba, payload["noData"],
-                              payload["cloudOptimized"])
+                              payload["cloudOptimized"], tags,
+                              PYRAMIDING.get(dest.get("pyramiding", "")))
                 import rasterio
 
                 with rasterio.open(path) as ds:

@@ -5,25 +5,57 @@ when ``MAPSERVER_DASK_SCHEDULER`` is set. Both expose ``submit`` returning futur
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures as cf
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def worker_lost(exc: BaseException) -> bool:
+    """The shard did not fail: the process running it died (SIGKILL, OOM killer, a result or
+    error that could not be sent back). Such shards are retried on a fresh pool."""
+    return isinstance(exc, BrokenProcessPool)
 
 
 class LocalExecutor:
     """A process pool. ``forkserver`` children start from a clean, preloaded server process, so
-    they never inherit the web process's threads, locks or GDAL handles."""
+    they never inherit the web process's threads, locks or GDAL handles.
+
+    A pool whose child died is broken for good (every later submit would fail at once), so
+    :meth:`submit` replaces a broken pool with a new one: one lost child never fails later
+    operations."""
 
     def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.pool = self._new_pool()
+
+    def _new_pool(self) -> cf.ProcessPoolExecutor:
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["mapserver.jobs.shards"])
-        self.pool = cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-        self.workers = workers
+        return cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+
+    @property
+    def broken(self) -> bool:
+        return bool(getattr(self.pool, "_broken", False))
+
+    def renew_if_broken(self) -> None:
+        if self.broken:
+            log.warning("shard pool broken (a worker process died); starting a new one")
+            old, self.pool = self.pool, self._new_pool()
+            old.shutdown(wait=False, cancel_futures=True)
 
     def submit(self, fn: Callable, *args: Any) -> cf.Future:
-        return self.pool.submit(fn, *args)
+        self.renew_if_broken()
+        try:
+            return self.pool.submit(fn, *args)
+        except BrokenProcessPool:  # broke between the check and the submit
+            self.renew_if_broken()
+            return self.pool.submit(fn, *args)
 
     def as_completed(self, futs: Iterable, timeout: float) -> Iterator:
         try:

@@ -9,6 +9,7 @@ import re
 import time
 
 from mapserver.catalog.model import Catalog
+from mapserver.jobs.ceilings import check_ceilings
 from mapserver.jobs.config import JobConfig
 from mapserver.jobs.dispatcher import Dispatcher
 from mapserver.jobs.errors import ApiError, invalid
@@ -55,6 +56,7 @@ class JobService:
             plan = parse_map(body, self.catalog, self.config.max_tiles)
         else:
             plan = parse_video(body, self.catalog)
+        check_ceilings(plan)  # server-side limits, whatever maxPixels says (jobs/ceilings.py)
         from mapserver.jobs.destinations import bucket
 
         bucket(self.config, plan.payload["dest"]["bucket"])  # unknown backend fails now
