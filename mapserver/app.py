@@ -1,4 +1,4 @@
-"""``create_app()``: settings, catalog, blueprints, one error map, CORS on every response."""
+"""``create_app()``: settings, catalog, blueprints, one error map, access control and CORS."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from mapserver.output import OutputStore
 from mapserver.rest.context import AppState
 from mapserver.rest.errors import register_error_handlers
 from mapserver.rest.limits import install as install_limits
+from mapserver.serving import wrap_wsgi
 from mapserver.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,11 +45,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(html_views.bp)
     register_error_handlers(app)
 
-    @app.after_request
-    def _cors(resp: Response) -> Response:
-        resp.headers["Access-Control-Allow-Origin"] = "*"
-        resp.headers.setdefault("Access-Control-Allow-Headers", "Content-Type")
-        return resp
+    # access control (tokens, 499/498/403, /v1 bearer rule) and CORS per resource
+    # (mapserver/security/web.py); health check; long-URL guard and proxy headers (serving.py)
+    from mapserver.rest import health as health_views
+    from mapserver.security.web import init_app as install_security
+
+    install_security(app, settings, catalog)
+    app.register_blueprint(health_views.bp)
+    app.wsgi_app = wrap_wsgi(app.wsgi_app, settings)
 
     @app.route("/")
     def _home() -> Response:

@@ -9,6 +9,18 @@
 | MAPSERVER_PNG_COMPRESSION | ``2`` | zlib level for PNG output (0-9): CPU versus bytes |
 | MAPSERVER_TILE_CACHE | ``<tmp>/mapserver-tiles`` | rendered tiles of cached services |
 | MAPSERVER_MAX_* and friends | see ``mapserver/limits.py`` | request limits (README "Settings") |
+| MAPSERVER_USERS | unset | users file (JSON, argon2 password hashes): turns token security on |
+| MAPSERVER_SECRET | random at start | HMAC key signing tokens (set it: shared by all workers) |
+| MAPSERVER_TOKEN_EXPIRATION | ``60`` | minutes a token lives when ``expiration`` is not given |
+| MAPSERVER_TOKEN_MAX_EXPIRATION | ``1440`` | the longest ``expiration`` granted (minutes) |
+| MAPSERVER_API_KEYS | unset | comma-separated bearer keys for ``/v1`` (also turn security on) |
+| MAPSERVER_JOBS_API | ``on`` | ``off``: no ``/v1`` batch API at all (404) and no dispatcher |
+| MAPSERVER_JOBS_ROLES | unset | roles whose users may call ``/v1`` (unset: any signed-in user) |
+| MAPSERVER_CORS_ORIGINS | ``*`` | origins for CORS; ``*`` applies to public services only |
+| MAPSERVER_PROXIES | ``0`` | trusted reverse proxies in front (X-Forwarded-For/-Proto/-Host) |
+| MAPSERVER_MAX_URL_LENGTH | ``16384`` | longest request target (path + query), bytes; else 414 |
+| MAPSERVER_THREADS | ``4`` | threads per gunicorn worker; renders still run one at a time |
+| MAPSERVER_WAIT_SLOTS | threads // 2 | blocking ``:wait`` calls per worker; more return at once |
 """
 
 from __future__ import annotations
@@ -32,6 +44,19 @@ class Settings:
     png_compression: int = 2
     tile_cache_dir: Path = Path(tempfile.gettempdir()) / "mapserver-tiles"
     limits: Limits = field(default_factory=Limits)  # request limits (mapserver/limits.py)
+    # access control and serving (mapserver/security/, mapserver/serving.py)
+    users_file: Path | None = None
+    secret: str | None = None
+    token_expiration: float = 60.0  # minutes
+    token_max_expiration: float = 1440.0  # minutes
+    api_keys: tuple[str, ...] = ()
+    jobs_api: bool = True
+    jobs_roles: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ("*",)
+    proxies: int = 0
+    max_url_length: int = 16384
+    threads: int = 4
+    wait_slots: int | None = None  # None: threads // 2
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -48,4 +73,26 @@ class Settings:
                                                       base.png_compression)))),
             tile_cache_dir=Path(env.get("MAPSERVER_TILE_CACHE", base.tile_cache_dir)),
             limits=Limits.from_env(env),
+            users_file=Path(env["MAPSERVER_USERS"]) if env.get("MAPSERVER_USERS") else None,
+            secret=env.get("MAPSERVER_SECRET") or None,
+            token_expiration=float(env.get("MAPSERVER_TOKEN_EXPIRATION",
+                                           base.token_expiration)),
+            token_max_expiration=float(env.get("MAPSERVER_TOKEN_MAX_EXPIRATION",
+                                               base.token_max_expiration)),
+            api_keys=_list(env.get("MAPSERVER_API_KEYS")),
+            jobs_api=env.get("MAPSERVER_JOBS_API", "on").strip().lower()
+            not in ("off", "0", "false", "no"),
+            jobs_roles=_list(env.get("MAPSERVER_JOBS_ROLES")),
+            cors_origins=_list(env.get("MAPSERVER_CORS_ORIGINS", "*")),
+            proxies=max(0, int(env.get("MAPSERVER_PROXIES", base.proxies))),
+            max_url_length=max(1024, int(env.get("MAPSERVER_MAX_URL_LENGTH",
+                                                 base.max_url_length))),
+            threads=max(1, int(env.get("MAPSERVER_THREADS", base.threads))),
+            wait_slots=int(env["MAPSERVER_WAIT_SLOTS"]) if env.get("MAPSERVER_WAIT_SLOTS")
+            else None,
         )
+
+
+def _list(value: str | None) -> tuple[str, ...]:
+    """A comma-separated setting as a tuple of its non-empty, stripped items."""
+    return tuple(v.strip() for v in (value or "").split(",") if v.strip())

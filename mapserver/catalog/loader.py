@@ -24,6 +24,7 @@ from mapserver.errors import InvalidParameter, ServiceDefinitionError, WhereClau
 from mapserver.geo.project import project_bounds
 from mapserver.geo.sr import SpatialRef, parse_sr
 from mapserver.render.style import StyleError, parse_color, parse_renderer
+from mapserver.security.policy import Access, AccessError, parse_access
 from mapserver.sources.features import FeatureTable
 from mapserver.sources.rasters import RESAMPLING, RasterSource
 from mapserver.tiling import TilingError, TilingScheme, parse_tiling
@@ -174,7 +175,16 @@ def load_service(path: Path, name: str, data_dir: Path) -> Service:
         workspaces=_workspaces(ctx, doc, path.parent, data_dir), source=doc,
         versions=declared.load_versions(
             ctx, doc.get("versions"), {lyr.id: lyr for lyr in layers},
-            lambda v, w: _resolve_source(ctx, v, w, path.parent, data_dir)))
+            lambda v, w: _resolve_source(ctx, v, w, path.parent, data_dir)),
+        access=_access(ctx, doc))
+
+
+def _access(ctx: _Ctx, doc: dict) -> Access | None:
+    """``access``: the users and roles who may use a secured service (absent: public)."""
+    try:
+        return parse_access(doc.get("access"))
+    except AccessError as exc:
+        raise ctx.fail(exc.field, exc.problem) from exc
 
 
 def _workspaces(ctx: _Ctx, doc: dict, def_dir: Path, data_dir: Path) -> dict[str, str]:

@@ -16,6 +16,7 @@ import numpy as np
 from mapserver.catalog.declared import Archiving, ParameterFilter, RangeInfo, SeriesEntry
 from mapserver.geo.sr import SpatialRef
 from mapserver.render.style import Renderer
+from mapserver.security.policy import Access
 from mapserver.sources.features import FeatureTable
 from mapserver.sources.rasters import RasterSource
 from mapserver.tiling import TilingScheme
@@ -150,6 +151,8 @@ class Service:
     # gdbVersion: version name -> {layer id: the layer's table in that version}
     versions: Mapping[str, Mapping[int, FeatureTable]] = field(default_factory=dict,
                                                                compare=False, hash=False)
+    # who may use the service (``access`` in the definition); None: public
+    access: Access | None = None
 
     @property
     def folder(self) -> str:

@@ -55,6 +55,10 @@ def register_error_handlers(app: Flask) -> None:
     def _http_error(err: HTTPException) -> Response:
         code = err.code or 500
         if code == 404:
+            if not request.path.startswith("/arcgis/rest/"):
+                # outside the REST API (unknown paths, /v1 typos, probes): a real HTTP 404
+                return wrap_json(json_body({"error": {"code": 404, "message": "Not Found",
+                                                      "details": []}}), None, 404)
             return error_response(MapServerError("Invalid URL", ["Invalid URL"], code=400))
         if code == 405:
             return error_response(MapServerError("Method not supported.",

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from mapserver.errors import MapServerError
@@ -10,6 +12,7 @@ from mapserver.jobs.config import JobConfig
 from mapserver.jobs.destinations import bucket
 from mapserver.jobs.errors import ApiError
 from mapserver.jobs.service import JobService
+from mapserver.serving import wait_slot, wait_slots
 
 bp = Blueprint("jobs", __name__)
 VERSIONS = ("v1", "v1alpha", "v1beta")
@@ -82,8 +85,15 @@ def operation(version: str, project: str, op: str) -> Response:
         return jsonify(svc.cancel(project, op_id))
     if request.method == "POST" and method == "wait":
         body = request.get_json(silent=True) or {}
-        return jsonify(svc.wait(project, op_id, body.get("timeout") if isinstance(body, dict)
-                                else None))
+        timeout = body.get("timeout") if isinstance(body, dict) else None
+        # A wait blocks a thread, never a render: at most wait_slots waits block per process;
+        # the others return the current state at once, as the API allows ("the server may
+        # return early"), so f=json and renders are never starved (mapserver/serving.py).
+        settings = current_app.extensions["mapserver"].settings
+        with wait_slot(wait_slots(settings)) as may_block:
+            if not may_block and re.fullmatch(r"\s*\d+(\.\d+)?s\s*", str(timeout or "0s")):
+                timeout = "0s"
+            return jsonify(svc.wait(project, op_id, timeout))
     raise ApiError("NOT_FOUND", f"Unknown operation method '{method[:40]}'")
 
 

@@ -13,6 +13,8 @@ from mapserver.errors import MapServerError, NotFound
 from mapserver.params.common import parse_f
 from mapserver.rest.context import LAYER_OPS, SERVICE_OPS, AppState, Ctx
 from mapserver.rest.http import html_response, json_response, request_params
+from mapserver.security.web import auth_info, authorize_service, visible_catalog
+from mapserver.serving import render_slot
 
 bp = Blueprint("services", __name__)
 METHODS = ["GET", "POST"]
@@ -34,13 +36,14 @@ def _respond(obj: dict, page_title: str, kind: str, **extra: object) -> Response
 @bp.route("/arcgis/rest/info", methods=METHODS)
 @bp.route("/arcgis/rest/info/", methods=METHODS)
 def info() -> Response:
-    return _respond(metadata.info_json(), "Info", "info")
+    return _respond({**metadata.info_json(), "authInfo": auth_info()}, "Info", "info")
 
 
 @bp.route("/arcgis/rest/services", methods=METHODS)
 @bp.route("/arcgis/rest/services/", methods=METHODS)
 def catalog_root() -> Response:
-    return _respond(metadata.catalog_json(state().catalog), "Home", "catalog", folder="")
+    return _respond(metadata.catalog_json(visible_catalog(state().catalog)), "Home", "catalog",
+                    folder="")
 
 
 @bp.route("/arcgis/rest/services/<path:subpath>", methods=METHODS)
@@ -49,8 +52,9 @@ def dispatch(subpath: str) -> Response:
     st = state()
     lowered = [p.lower() for p in parts]
     if "mapserver" not in lowered:
-        if len(parts) == 1 and parts[0] in st.catalog.folders:
-            return _respond(metadata.catalog_json(st.catalog, parts[0]), parts[0], "catalog",
+        visible = visible_catalog(st.catalog)  # only what this caller may see
+        if len(parts) == 1 and parts[0] in visible.folders:
+            return _respond(metadata.catalog_json(visible, parts[0]), parts[0], "catalog",
                             folder=parts[0])
         if len(parts) >= 2 and lowered[-1] in ("featureserver", "imageserver", "gpserver"):
             raise NotFound("Service not found",
@@ -61,6 +65,7 @@ def dispatch(subpath: str) -> Response:
     service = st.catalog.service(name)
     if service is None:
         raise NotFound("Service not found", [f"Service {name}/MapServer not found"])
+    authorize_service(service)  # 499 / 498 / 403 for secured services (security/web.py)
     rest = parts[i + 1:]
     base = request.url_root.rstrip("/") + "/arcgis/rest/services/" + name + "/MapServer"
     ctx = Ctx(state=st, service=service, params=request_params(request), base_url=base,
@@ -80,11 +85,13 @@ def dispatch(subpath: str) -> Response:
         op = LAYER_OPS.get(rest[1].lower())
         if op is None:
             raise MapServerError("Invalid URL", ["Invalid URL"], code=400)
-        return op(ctx, layer, rest[2:])
+        with render_slot():  # one CPU-bound operation at a time per process (serving.py)
+            return op(ctx, layer, rest[2:])
     if head.lower() == "layers" and len(rest) == 1:
         return _respond(metadata.layers_json(service), f"{name} layers", "layers",
                         service=service)
     op = SERVICE_OPS.get(head.lower())
     if op is None:
         raise MapServerError("Invalid URL", ["Invalid URL"], code=400)
-    return op(ctx, rest[1:])
+    with render_slot():  # one CPU-bound operation at a time per process (serving.py)
+        return op(ctx, rest[1:])

@@ -1,0 +1,42 @@
+"""The gunicorn worker class: gthread with ArcGIS JSON error pages and a request-line cap
+above gunicorn's 8190 bytes (``worker_class = "mapserver.gunicorn_worker.ThreadWorker"`` in
+gunicorn.conf.py; see :mod:`mapserver.serving`)."""
+
+from __future__ import annotations
+
+from gunicorn import util
+from gunicorn.http import message
+from gunicorn.workers.gthread import ThreadWorker as _GThreadWorker
+
+from mapserver.serving import REQUEST_LINE_SLACK, error_json
+from mapserver.settings import Settings
+
+
+def json_write_error(sock, status_int: int, reason: str, mesg: str) -> None:  # noqa: ANN001
+    """gunicorn's ``util.write_error`` with the ArcGIS error body instead of an HTML page."""
+    detail = (mesg or reason)[:300]
+    if status_int == 414:
+        detail = ("The request line is too long for this server. Send long parameters "
+                  "(dynamicLayers, WKT spatial references, geometries) with POST.")
+    body = error_json(status_int, reason, [detail])
+    head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+            "Content-Type: application/json\r\nAccess-Control-Allow-Origin: *\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
+    util.write_nonblock(sock, head + body)
+
+
+class ThreadWorker(_GThreadWorker):
+    """gthread, plus: request lines up to ``MAPSERVER_MAX_URL_LENGTH`` (+ method and version)
+    instead of gunicorn's hard 8190, and JSON instead of HTML for gunicorn's own errors."""
+
+    def init_process(self) -> None:
+        limit = Settings.from_env().max_url_length + REQUEST_LINE_SLACK
+        if hasattr(message, "MAX_REQUEST_LINE"):
+            # gunicorn clamps limit_request_line to MAX_REQUEST_LINE (8190) unless it is 0,
+            # which means unlimited (lines read for ever): lift the clamp to our limit instead
+            message.MAX_REQUEST_LINE = max(message.MAX_REQUEST_LINE, limit)
+            self.cfg.set("limit_request_line", limit)
+        else:  # other gunicorn versions: unlimited here; the app still answers 414 itself
+            self.cfg.set("limit_request_line", 0)
+        util.write_error = json_write_error
+        super().init_process()
