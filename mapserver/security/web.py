@@ -307,7 +307,13 @@ def _jobs_gate() -> None:
     _mark_secured()
     if not sec.settings.jobs_api:
         raise ApiError("NOT_FOUND", "The batch export API is switched off on this server")
-    if request.method == "OPTIONS" or not sec.enabled:
+    from mapserver.rest.jobs import VERSIONS
+
+    version = (request.view_args or {}).get("version")
+    # the discovery document is public metadata (clients fetch it before they authenticate);
+    # an unknown API version is answered 404 by the view, whoever asks
+    if request.method == "OPTIONS" or not sec.enabled or request.endpoint == "jobs.discovery" \
+            or (version is not None and version not in VERSIONS):
         return
     try:
         principal = sec.principal(allow_api_key=True)
