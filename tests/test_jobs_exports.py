@@ -101,7 +101,7 @@ def test_map_export_tile_set_skip_empty_and_viewer(env):
     op = wait_done(client, client.post("/v1alpha/projects/demo/map:export",
                                        json=body).get_json()["name"])
     assert op["metadata"]["state"] == "SUCCEEDED" and op["metadata"]["type"] == "EXPORT_TILES"
-    root = buckets / "tiles" / "world" / "world-tiles"
+    root = buckets / "tiles" / "world"  # a tile path names the folder; its '/' is optional
     tiles = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
     # z/x/y. The clip box's south-west part (lon -30..0, lat -10..0) is open ocean, so tiles
     # 1/0/1 and 2/1/2 are fully transparent and skipped.
@@ -126,9 +126,9 @@ def test_map_export_tile_set_skip_empty_and_viewer(env):
     html = (root / "index.html").read_text()
     assert "<script src" not in html and "http" not in html.split("<script>")[1]
     assert op["metadata"]["destinationUris"][1:] == [
-        "http://localhost/v1/exports/tiles/world/world-tiles/index.html",
-        "http://localhost/v1/exports/tiles/world/world-tiles/{z}/{x}/{y}"]
-    assert client.get("/v1/exports/tiles/world/world-tiles/2/2/1").mimetype == "image/png"
+        "http://localhost/v1/exports/tiles/world/index.html",
+        "http://localhost/v1/exports/tiles/world/{z}/{x}/{y}"]
+    assert client.get("/v1/exports/tiles/world/2/2/1").mimetype == "image/png"
 
 
 def test_video_export_one_frame_per_year(env):

@@ -84,12 +84,12 @@ def slow(tmp_path_factory):
 def test_submit_time_validation_uses_google_error_bodies(env):
     client, _ = env
     expr = {"result": "1", "values": {"0": load("World")["values"]["0"],
-                                      "1": call("Image.visualize", image={"valueReference": "0"})}}
+                                      "1": call("Image.add", image1={"valueReference": "0"})}}
     r = client.post("/v1/projects/p/image:export", json=image_body("x", expression=expr))
     err = r.get_json()["error"]
     assert r.status_code == 400 and err["status"] == "INVALID_ARGUMENT" and err["code"] == 400
-    assert err["message"].startswith("Unsupported function in expression: Image.visualize. "
-                                     "Supported: Collection.filter, Collection.map")
+    assert err["message"].startswith("Unsupported function in expression: Image.add. "
+                                     "Supported: Collection.filter, Collection.first")
     r = client.post("/v1/projects/p/image:export", json=image_body("x", maxPixels="1000"))
     assert r.status_code == 400 and r.get_json()["error"]["message"] == (
         "Export too large: specified 1200 pixels (max: 1000). Specify higher maxPixels value "
@@ -100,7 +100,7 @@ def test_submit_time_validation_uses_google_error_bodies(env):
                     json=image_body("x", expression=load("Nope")))
     assert r.status_code == 404 and r.get_json()["error"] == {
         "code": 404, "status": "NOT_FOUND",
-        "message": "Image.load: no map service or raster layer 'Nope'"}
+        "message": "Image.load: no map service, raster layer or asset 'Nope'"}
     r = client.get("/v1/projects/p/operations/NOSUCHOP")
     assert r.status_code == 404 and r.get_json()["error"]["status"] == "NOT_FOUND"
     # nothing was queued by the refused requests

@@ -86,6 +86,63 @@ class Bucket:
         return data, content_type(key, data[:8])
 
 
+@dataclass(frozen=True)
+class Folder:
+    """``driveDestination``: ``<MAPSERVER_JOBS_DRIVE>/<folder>``, a local folder per EE Drive
+    folder name (flat, as Drive's are; the name is made safe for the file system)."""
+
+    local_dir: Path
+
+    def storage_uri(self, key: str) -> str:
+        return (self.local_dir / key).resolve().as_uri()
+
+    def commit(self, out_dir: Path) -> list[str]:
+        return Bucket("drive", self.local_dir, None, None).commit(out_dir)
+
+
+@dataclass(frozen=True)
+class AssetTarget:
+    """``assetExportOptions``: the COG goes into the asset root and becomes a layer of the
+    service ``Assets/<project>`` (see assets.py)."""
+
+    root: Path
+    project: str
+    path: str
+    description: str
+
+    def storage_uri(self, key: str) -> str:
+        from mapserver.jobs.assets import tif_path
+
+        return tif_path(self.root, self.project, self.path).resolve().as_uri()
+
+    def commit(self, out_dir: Path) -> list[str]:
+        from mapserver.jobs.assets import publish
+
+        staged = out_dir / (self.path + ".tif")
+        publish(self.root, self.project, self.path, staged, self.description)
+        return [self.path + ".tif"]
+
+
+def destination(config: JobConfig, dest: dict, description: str = "") -> Bucket | Folder | \
+        AssetTarget:
+    """Where a plan's outputs go; unconfigured destinations are refused (FAILED_PRECONDITION)."""
+    kind = dest.get("kind", "bucket")
+    if kind == "drive":
+        if config.drive_root is None:
+            raise ApiError("FAILED_PRECONDITION", "driveDestination is not configured on this "
+                           "server: set MAPSERVER_JOBS_DRIVE to a folder, or use "
+                           "cloudStorageDestination")
+        return Folder(config.drive_root / dest["folder"] if dest["folder"]
+                      else config.drive_root)
+    if kind == "asset":
+        if config.asset_root is None:
+            raise ApiError("FAILED_PRECONDITION", "assetExportOptions are not configured on this "
+                           "server: set MAPSERVER_JOBS_ASSETS to a folder, or use "
+                           "fileExportOptions")
+        return AssetTarget(config.asset_root, dest["project"], dest["path"], description)
+    return bucket(config, dest["bucket"])
+
+
 def bucket(config: JobConfig, name: str) -> Bucket:
     target = config.buckets.get(name)
     if target is None or target.startswith("file://") or target.startswith("/"):

@@ -12,17 +12,18 @@ import logging
 import os
 import shutil
 import threading
+import time
 import uuid
 from pathlib import Path
 
 import numpy as np
 
 from mapserver.jobs.config import JobConfig
-from mapserver.jobs.destinations import bucket
+from mapserver.jobs.destinations import AssetTarget, Folder, destination
 from mapserver.jobs.executor import make_executor, worker_lost
 from mapserver.jobs.shards import run_shard, shard_path
 from mapserver.jobs.store import Store
-from mapserver.jobs.wire import grid_from_json
+from mapserver.jobs.wire import PYRAMIDING, grid_from_json
 from mapserver.jobs.writers import (
     write_geotiff,
     write_mp4,
@@ -151,15 +152,25 @@ class Dispatcher:
         self._check(op["id"])
         out = staging / "out"
         out.mkdir(parents=True, exist_ok=True)
+        cpu0 = time.thread_time()
         getattr(self, f"finalize_{kind}")(op, payload, staging, out)
+        self.store.add_cpu(op["id"], time.thread_time() - cpu0)
         self._check(op["id"])
         dest = payload["dest"]
-        b = bucket(self.config, dest["bucket"])
+        b = destination(self.config, dest, op["description"])
         if kind == "map" and payload.get("publishTileCache"):
             self.publish_tiles(payload, out)
         keys = b.commit(out)
-        http = payload.get("httpBase", "").rstrip("/") + f"/v1/exports/{dest['bucket']}/"
-        if kind == "map":
+        base = payload.get("httpBase", "").rstrip("/")
+        http = base + f"/v1/exports/{dest.get('bucket')}/"
+        if isinstance(b, AssetTarget):
+            from mapserver.jobs.assets import service_name
+
+            uris = [b.storage_uri(keys[0]),
+                    f"{base}/arcgis/rest/services/{service_name(b.project)}/MapServer"]
+        elif isinstance(b, Folder):
+            uris = [b.storage_uri(key) for key in keys[:100]]
+        elif kind == "map":
             uris = [b.storage_uri(dest["prefix"]) + "/", http + dest["prefix"] + "/index.html",
                     http + dest["prefix"] + "/{z}/{x}/{y}"]
         else:
@@ -206,8 +217,13 @@ class Dispatcher:
             path.parent.mkdir(parents=True, exist_ok=True)
             rgba = payload["bands"][0].startswith("vis-")
             if dest["format"] == "GEO_TIFF":
+                meta = payload.get("metadata", {})
+                # GDAL reads "a:b=c" as the item "a" = "b=c": ':' becomes '_' in tag names
+                tags = {k.replace(":", "_"): meta[k] for k in payload.get("metadataKeys", [])
+                        if k in meta}
                 write_geotiff(path, data, valid, sub, rgba, payload["noData"],
-                              payload["cloudOptimized"])
+                              payload["cloudOptimized"], tags,
+                              PYRAMIDING.get(dest.get("pyramiding", "")))
                 import rasterio
 
                 with rasterio.open(path) as ds:

@@ -23,14 +23,14 @@ from mapserver.geo.project import MERCATOR_MAX_LAT, project_bounds, project_geom
 from mapserver.geo.sr import SpatialRef, parse_sr
 from mapserver.jobs.crs import parse_crs
 from mapserver.jobs.errors import invalid
-from mapserver.jobs.expression import ImageSpec
+from mapserver.jobs.expression import RGBA_BANDS, ImageSpec, source_band_names
+from mapserver.jobs.expression import band_names as _band_names
 from mapserver.maps.export import draw_map
 from mapserver.params.common import Params
 from mapserver.params.filters import parse_map_filters
 from mapserver.select.plan import resolve_map
 from mapserver.tiling import TilingScheme, parse_tiling
 
-RGBA_BANDS = ("vis-red", "vis-green", "vis-blue", "vis-alpha")
 WGS84 = parse_sr("4326", None)
 WEB_MERCATOR = parse_sr("3857", None)
 MAX_ZOOM = 22  # deepest map:export level
@@ -48,20 +48,21 @@ class Pixels:
 
 
 def band_names(spec: ImageSpec, catalog: Catalog) -> tuple[str, ...]:
-    svc = catalog.service(spec.service)
-    assert svc is not None
-    if spec.layer_id is None:
-        names = RGBA_BANDS
-    else:
-        raster = svc.layer(spec.layer_id).raster
-        names = tuple(f"b{i + 1}" for i in range(raster.count))
-    if spec.bands:
-        for b in spec.bands:
-            if b not in names:
-                raise invalid(f"Image.select: band '{b[:40]}' not found; the image has bands "
-                              + ", ".join(names))
-        return spec.bands
-    return names
+    """The image's output band names (after select, rename and visualize)."""
+    return _band_names(spec, catalog)
+
+
+def clip_bounds(spec: ImageSpec) -> tuple[tuple[float, float, float, float], SpatialRef]:
+    """The clip geometry's bounds and the SR they are in."""
+    assert spec.clip is not None
+    sr = parse_crs(spec.clip_crs, None) if spec.clip_crs else WGS84
+    return shapely.geometry.shape(spec.clip).bounds, sr
+
+
+def _snap(v: float) -> float:
+    """Pixel edges within 1e-6 px of an integer are that integer (no sliver rows/columns)."""
+    r = round(v)
+    return float(r) if abs(v - r) < 1e-6 else v
 
 
 def native_sr(spec: ImageSpec, svc: Service) -> SpatialRef:
@@ -78,14 +79,13 @@ def default_grid(spec: ImageSpec, catalog: Catalog) -> Grid:
     assert svc is not None
     sr = parse_crs(spec.crs, None) if spec.crs else native_sr(spec, svc)
     if spec.clip is not None:
-        bounds = shapely.geometry.shape(spec.clip).bounds
-        src = WGS84
+        bounds, src = clip_bounds(spec)
     elif spec.layer_id is not None:
         raster = svc.layer(spec.layer_id).raster
         bounds, src = raster.bounds, raster.sr
     else:
         bounds, src = svc.full_extent, svc.sr
-    if src != sr:
+    if src.key != sr.key and not src.crs.equals(sr.crs):
         pb = project_bounds(tuple(bounds), src, sr)
         if pb is None or not all(map(math.isfinite, pb)):
             raise invalid("The image bounds cannot be projected into " + sr.key)
@@ -95,18 +95,25 @@ def default_grid(spec: ImageSpec, catalog: Catalog) -> Grid:
         a, b, c, d, e, f = spec.crs_transform
         t = Affine(a, b, c, d, e, f)
         inv = ~t
-        cols, rows = zip(*(inv * (x, y) for x in (xmin, xmax) for y in (ymin, ymax)),
+        cols, rows = zip(*(inv @ (x, y) for x in (xmin, xmax) for y in (ymin, ymax)),
                          strict=True)
-        c0, r0 = math.floor(min(cols)), math.floor(min(rows))
-        c1, r1 = math.ceil(max(cols)), math.ceil(max(rows))
+        c0, r0 = math.floor(_snap(min(cols))), math.floor(_snap(min(rows)))
+        c1, r1 = math.ceil(_snap(max(cols))), math.ceil(_snap(max(rows)))
         return Grid(sr, t @ Affine.translation(c0, r0), max(1, c1 - c0), max(1, r1 - r0))
     bw, bh = xmax - xmin, ymax - ymin
     if spec.width and spec.height:
         return Grid(sr, Affine(bw / spec.width, 0, xmin, 0, -bh / spec.height, ymax),
                     spec.width, spec.height)
     if spec.scale:
+        # Earth Engine's grid at a scale is the CRS's own grid at that resolution (origin 0,0):
+        # the bounds are widened to whole pixels of it, so exports at one scale line up
         res = spec.scale / sr.meters_per_unit
-    elif spec.layer_id is not None and not spec.max_dimension and src == sr:
+        x0, y1 = math.floor(_snap(xmin / res)) * res, math.ceil(_snap(ymax / res)) * res
+        w = max(1, math.ceil(_snap((xmax - x0) / res)))
+        h = max(1, math.ceil(_snap((y1 - ymin) / res)))
+        return Grid(sr, Affine(res, 0, x0, 0, -res, y1), w, h)
+    if spec.layer_id is not None and not spec.max_dimension and (
+            src.key == sr.key or src.crs.equals(sr.crs)):
         res = svc.layer(spec.layer_id).raster.resolution
     else:
         res = max(bw, bh) / (spec.max_dimension or DEFAULT_MAX_DIMENSION)
@@ -157,11 +164,11 @@ def tile_range(bounds4326: tuple[float, float, float, float], z: int
 
 
 def image_bounds_4326(spec: ImageSpec, catalog: Catalog) -> tuple[float, float, float, float]:
-    if spec.clip is not None:
-        return shapely.geometry.shape(spec.clip).bounds
     svc = catalog.service(spec.service)
     assert svc is not None
-    if spec.layer_id is not None:
+    if spec.clip is not None:
+        b, sr = clip_bounds(spec)
+    elif spec.layer_id is not None:
         raster = svc.layer(spec.layer_id).raster
         b, sr = raster.bounds, raster.sr
     else:
@@ -176,7 +183,6 @@ def render(spec: ImageSpec, grid: Grid, catalog: Catalog) -> Pixels:
     svc = catalog.service(spec.service)
     if svc is None:
         raise invalid(f"Image.load: no map service '{spec.service}'")
-    names = band_names(spec, catalog)
     if spec.layer_id is None:
         # the same parsing, planning and drawing as /export (png32, transparent), no encode
         try:
@@ -193,14 +199,50 @@ def render(spec: ImageSpec, grid: Grid, catalog: Catalog) -> Pixels:
         # data values are sampled, never interpolated (EE's default): nearest neighbour
         data, valid = raster.read(grid, tuple(range(1, raster.count + 1)), "nearest")
         all_names = tuple(f"b{i + 1}" for i in range(raster.count))
+    assert all_names == source_band_names(spec, catalog)
+    names = all_names
+    if spec.bands:  # Image.select (and the bands Image.visualize reads)
+        data = data[[all_names.index(n) for n in spec.bands]]
+        names = spec.rename or spec.bands
     if spec.clip is not None:
-        valid = valid & clip_mask(spec.clip, grid)
-        if spec.layer_id is None:  # clipped-away pixels become transparent
-            data = data.copy()
-            data[:, ~valid] = 0
-    if names != all_names:
-        data = data[[all_names.index(n) for n in names]]
-    return Pixels(data=data, valid=valid, bands=names, rgba=spec.layer_id is None)
+        valid = valid & clip_mask(spec.clip, grid, spec.clip_crs)
+    if spec.vis is not None:
+        data, names = visualize(data, valid, spec.vis), RGBA_BANDS
+        valid = data[3] > 0
+    if spec.rendered and spec.clip is not None:  # clipped-away pixels become transparent
+        data = data.copy()
+        data[:, ~valid] = 0
+    return Pixels(data=data, valid=valid, bands=names, rgba=spec.rendered)
+
+
+def visualize(data: np.ndarray, valid: np.ndarray, vis: dict) -> np.ndarray:
+    """Image.visualize: 1 or 3 bands to RGBA uint8 (min -> 0, max -> 255, then gamma, or a
+    palette ramp for one band); alpha is the mask times ``opacity``."""
+    x = data.astype(np.float64)
+    n = x.shape[0]
+    lo = np.array(vis["min"] if vis["min"] is not None else [0.0] * n).reshape(n, 1, 1)
+    hi_default = 255.0 if data.dtype == np.uint8 else 1.0
+    hi = np.array(vis["max"] if vis["max"] is not None else [hi_default] * n).reshape(n, 1, 1)
+    span = np.where(hi == lo, 1.0, hi - lo)
+    t = np.clip((x - lo) / span, 0.0, 1.0)
+    if vis["gamma"] is not None:
+        t = t ** (1.0 / np.array(vis["gamma"]).reshape(n, 1, 1))
+    out = np.zeros((4,) + x.shape[1:], np.uint8)
+    if vis["palette"] is not None:
+        pal = np.array(vis["palette"], np.float64)  # (k, 3)
+        pos = t[0] * (len(pal) - 1)
+        i0 = np.clip(np.floor(pos).astype(int), 0, len(pal) - 1)
+        i1 = np.clip(i0 + 1, 0, len(pal) - 1)
+        f = (pos - i0)[..., None]
+        rgb = pal[i0] * (1 - f) + pal[i1] * f
+        out[:3] = np.round(rgb).astype(np.uint8).transpose(2, 0, 1)
+    else:
+        v = np.round(t * 255).astype(np.uint8)
+        out[:3] = v if n == 3 else np.repeat(v, 3, axis=0)
+    opacity = 1.0 if vis["opacity"] is None else vis["opacity"]
+    out[3] = np.where(valid, round(255 * opacity), 0).astype(np.uint8)
+    out[:3, ~valid] = 0
+    return out
 
 
 def export_params(spec: ImageSpec) -> Params:
@@ -217,9 +259,16 @@ def export_params(spec: ImageSpec) -> Params:
     return Params(pairs)
 
 
-def clip_mask(geojson: dict, grid: Grid) -> np.ndarray:
-    """True for pixels whose centre lies inside the (EPSG:4326) clip geometry."""
+def clip_mask(geojson: dict, grid: Grid, crs: str | None = None) -> np.ndarray:
+    """True for pixels whose centre lies inside the clip geometry (in ``crs``, default
+    EPSG:4326); lines and points keep every pixel they touch."""
     from rasterio.features import geometry_mask
 
-    geom = project_geometry(shapely.geometry.shape(geojson), WGS84, grid.sr, segments=256)
-    return geometry_mask([geom], (grid.height, grid.width), grid.transform, invert=True)
+    src = parse_crs(crs, None) if crs else WGS84
+    shape = shapely.geometry.shape(geojson)
+    geom = shape if src.key == grid.sr.key else project_geometry(shape, src, grid.sr,
+                                                                 segments=256)
+    if geom is None or geom.is_empty:
+        return np.zeros((grid.height, grid.width), bool)
+    return geometry_mask([geom], (grid.height, grid.width), grid.transform, invert=True,
+                         all_touched=shape.geom_type not in ("Polygon", "MultiPolygon"))

@@ -38,13 +38,22 @@ def body_hash(body: dict) -> str:
 class JobService:
     def __init__(self, config: JobConfig, catalog: Catalog, catalog_key: tuple,
                  tile_cache_dir: str | None = None) -> None:
+        from mapserver.jobs.assets import LiveCatalog
+
         self.config = config
         self.tile_cache_dir = tile_cache_dir
-        self.catalog = catalog
+        self.live = LiveCatalog(catalog, config.asset_root)
+        if config.asset_root is not None and len(catalog_key) == 2:
+            catalog_key = (*catalog_key, str(config.asset_root))
         self.store = Store(config.db_path)
         self.dispatcher = Dispatcher(config, self.store, catalog_key)
         if config.dispatch:
             self.dispatcher.start()
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog plus the published assets (current: reloaded after a publish)."""
+        return self.live.current()
 
     def close(self, crash: bool = False) -> None:
         self.dispatcher.stop(crash=crash)
@@ -57,9 +66,16 @@ class JobService:
         else:
             plan = parse_video(body, self.catalog)
         check_ceilings(plan)  # server-side limits, whatever maxPixels says (jobs/ceilings.py)
-        from mapserver.jobs.destinations import bucket
+        from mapserver.jobs.destinations import AssetTarget, destination
 
-        bucket(self.config, plan.payload["dest"]["bucket"])  # unknown backend fails now
+        dest = plan.payload["dest"]
+        target = destination(self.config, dest, plan.description)  # unconfigured: fails now
+        if isinstance(target, AssetTarget) and not dest["overwrite"]:
+            from mapserver.jobs.assets import exists
+
+            if exists(target.root, target.project, target.path):
+                raise ApiError("ALREADY_EXISTS", f"Cannot overwrite asset '{dest['asset']}': "
+                               "it exists; set overwrite to true to replace it.")
         assert isinstance(body, dict)
         h = body_hash(body)
         now = time.time()
@@ -170,6 +186,10 @@ class JobService:
                 meta[key] = rfc3339(op[col])
         if op["workload_tag"]:
             meta["workloadTag"] = op["workload_tag"]
+        meta["batchEecuUsageSeconds"] = round(float(op.get("cpu_seconds") or 0.0), 3)
+        notes = json.loads(op["payload"]).get("notifications") or []
+        if notes:
+            meta["notifications"] = notes
         out = {"name": f"projects/{op['project']}/operations/{op['id']}", "metadata": meta,
                "done": state in TERMINAL}
         if op["error"]:

@@ -19,17 +19,21 @@ from PIL import Image
 from mapserver.catalog.loader import load_catalog
 from mapserver.catalog.model import Catalog
 from mapserver.geo.grid import Grid
+from mapserver.jobs.assets import LiveCatalog
 from mapserver.jobs.expression import ImageSpec
 from mapserver.jobs.imagery import export_tile_grid, render
 
-_catalogs: dict[tuple, Catalog] = {}
+_catalogs: dict[tuple, LiveCatalog] = {}
 
 
-def catalog_for(service_dirs: tuple[str, ...], data_dir: str) -> Catalog:
-    key = (tuple(service_dirs), data_dir)
+def catalog_for(service_dirs: tuple[str, ...], data_dir: str,
+                asset_root: str | None = None) -> Catalog:
+    """The catalog of these folders, plus the published assets (reloaded when they change)."""
+    key = (tuple(service_dirs), data_dir, asset_root)
     if key not in _catalogs:
-        _catalogs[key] = load_catalog([Path(p) for p in service_dirs], Path(data_dir))
-    return _catalogs[key]
+        base = load_catalog([Path(p) for p in service_dirs], Path(data_dir))
+        _catalogs[key] = LiveCatalog(base, Path(asset_root) if asset_root else None)
+    return _catalogs[key].current()
 
 
 def shard_path(staging: str, index: int) -> Path:
@@ -58,7 +62,16 @@ def encode_tile(rgba: np.ndarray, fmt: str) -> tuple[bytes, str]:
 
 def run_shard(kind: str, payload: dict, index: int, shard: dict, staging: str,
               catalog_key: tuple, delay: float = 0.0) -> dict:
-    """Compute one shard; idempotent (a re-run overwrites the same files atomically)."""
+    """Compute one shard; idempotent (a re-run overwrites the same files atomically). The
+    result carries the CPU seconds spent (``cpu``, for batchEecuUsageSeconds)."""
+    cpu0 = time.process_time()
+    result = _run_shard(kind, payload, index, shard, staging, catalog_key, delay)
+    result["cpu"] = round(time.process_time() - cpu0, 4)
+    return result
+
+
+def _run_shard(kind: str, payload: dict, index: int, shard: dict, staging: str,
+               catalog_key: tuple, delay: float = 0.0) -> dict:
     from mapserver.jobs.wire import grid_from_json
 
     catalog = catalog_for(*catalog_key)

@@ -45,7 +45,15 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._local = threading.local()
-        self.conn().executescript(SCHEMA)
+        c = self.conn()
+        c.executescript(SCHEMA)
+        cols = {r["name"] for r in c.execute("PRAGMA table_info(operations)")}
+        if "cpu_seconds" not in cols:  # stores made before batchEecuUsageSeconds
+            try:
+                c.execute("ALTER TABLE operations ADD COLUMN cpu_seconds REAL NOT NULL "
+                          "DEFAULT 0")
+            except sqlite3.OperationalError:  # another process added it first
+                pass
 
     def conn(self) -> sqlite3.Connection:
         c = getattr(self._local, "conn", None)
@@ -76,8 +84,8 @@ class Store:
         """Insert, or return the existing op for the same requestId (created False)."""
         with self.tx() as db:
             if row.get("request_id"):
-                old = db.execute("SELECT * FROM operations WHERE project=? AND request_id=?",
-                                 (row["project"], row["request_id"])).fetchone()
+                old = db.execute("SELECT * FROM operations WHERE project=? AND request_id=? "
+                                 "AND deleted=0", (row["project"], row["request_id"])).fetchone()
                 if old is not None:
                     return dict(old), False
             cols = ",".join(row)
@@ -148,7 +156,8 @@ class Store:
                                                  op_id))
 
     def delete(self, op_id: str) -> None:
-        self.update(op_id, deleted=1)
+        """Forget the record; its requestId is free again (a replay starts a new operation)."""
+        self.update(op_id, deleted=1, request_id=None)
 
     # --- shards -------------------------------------------------------------------------------
     def pending_shards(self, op_id: str) -> list[tuple[int, dict]]:
@@ -171,4 +180,10 @@ class Store:
             db.execute("UPDATE shards SET done=1, result=? WHERE op_id=? AND idx=? AND done=0",
                        (json.dumps(result), op_id, idx))
             db.execute("UPDATE operations SET done=(SELECT COUNT(*) FROM shards WHERE op_id=? "
-                       "AND done=1), update_time=? WHERE id=?", (op_id, time.time(), op_id))
+                       "AND done=1), update_time=?, cpu_seconds=cpu_seconds+? WHERE id=?",
+                       (op_id, time.time(), float(result.get("cpu", 0.0)), op_id))
+
+    def add_cpu(self, op_id: str, seconds: float) -> None:
+        with self.tx() as db:
+            db.execute("UPDATE operations SET cpu_seconds=cpu_seconds+? WHERE id=?",
+                       (max(0.0, seconds), op_id))

@@ -20,7 +20,8 @@ from mapserver.sources.rasters import rasterio_crs
 
 
 def write_geotiff(path: Path, data: np.ndarray, valid: np.ndarray, grid: Grid, rgba: bool,
-                  nodata: float | None, cog: bool) -> None:
+                  nodata: float | None, cog: bool, tags: dict[str, str] | None = None,
+                  overview_resampling: str | None = None) -> None:
     """Masked pixels are filled with ``nodata`` (not left as 0) and the tag is set, so readers
     see exactly what was masked. Rendered images keep their alpha band instead."""
     data = data.copy()
@@ -51,8 +52,20 @@ def write_geotiff(path: Path, data: np.ndarray, valid: np.ndarray, grid: Grid, r
         if rgba and data.shape[0] == 4:
             ds.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue,
                               ColorInterp.alpha]
+        if tags:
+            ds.update_tags(**tags)
+        if overview_resampling:  # an asset's pyramid, with its pyramiding policy
+            from rasterio.enums import Resampling
+
+            factors, f = [], 2
+            while max(grid.width, grid.height) // f >= 32:
+                factors.append(f)
+                f *= 2
+            if factors:
+                ds.build_overviews(factors, Resampling[overview_resampling])
     if cog:
-        rasterio.shutil.copy(target, path, driver="COG", compress="DEFLATE")
+        extra = {"OVERVIEWS": "FORCE_USE_EXISTING"} if overview_resampling else {}
+        rasterio.shutil.copy(target, path, driver="COG", compress="DEFLATE", **extra)
         target.unlink()
 
 
