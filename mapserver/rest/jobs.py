@@ -1,8 +1,10 @@
-"""Earth Engine–style batch export endpoints: ``/v1[alpha|beta]/projects/{p}/…:export`` and
-``…/operations``. Thin: parse JSON, call :class:`JobService`, return Google-shaped bodies."""
+"""Earth Engine–style batch export endpoints: ``/v1[alpha|beta]/projects/{p}/…:export``,
+``…/operations``, ``…/algorithms`` and the discovery document ``/$discovery/rest``. Thin: parse
+JSON, call :class:`JobService`, return Google-shaped bodies."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
@@ -10,7 +12,9 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from mapserver.errors import MapServerError
 from mapserver.jobs.config import JobConfig
 from mapserver.jobs.destinations import bucket
+from mapserver.jobs.discovery import document
 from mapserver.jobs.errors import ApiError
+from mapserver.jobs.expression import ALGORITHMS
 from mapserver.jobs.service import JobService
 from mapserver.serving import wait_slot, wait_slots
 
@@ -33,6 +37,19 @@ def install(app: Flask, config: JobConfig | None = None) -> JobService:
 
 def jobs() -> JobService:
     return install(current_app)
+
+
+@bp.before_app_request
+def _published_assets() -> None:
+    """Exported assets become services without a restart: when the asset root changed, every
+    view sees the catalog with the new ``Assets/<project>`` layers (a stat per request)."""
+    svc = current_app.extensions.get("mapserver_jobs")
+    if svc is None or svc.config.asset_root is None:
+        return
+    state = current_app.extensions["mapserver"]
+    catalog = svc.catalog
+    if state.catalog is not catalog:
+        current_app.extensions["mapserver"] = dataclasses.replace(state, catalog=catalog)
 
 
 @bp.errorhandler(MapServerError)
@@ -63,6 +80,22 @@ def export(version: str, project: str, verb: str) -> Response:
     if kind is None:
         raise ApiError("NOT_FOUND", f"Unknown method '{verb[:40]}'")
     return jsonify(jobs().submit(project, kind, _body(), request.host_url))
+
+
+@bp.route("/$discovery/rest", methods=["GET"])
+def discovery() -> Response:
+    """The discovery document of the API we serve, built from our routes (rootUrl: this
+    request's host), so Earth Engine's own client initialises against this server."""
+    version = request.args.get("version", "v1")
+    _check_version(version)
+    return jsonify(document(request.host_url, version, current_app.url_map))
+
+
+@bp.route("/<version>/projects/<project>/algorithms", methods=["GET"])
+def algorithms(version: str, project: str) -> Response:
+    """``projects.algorithms.list``: the functions the evaluator implements, from its table."""
+    _check_version(version)
+    return jsonify({"algorithms": [alg.to_json() for alg in ALGORITHMS.values()]})
 
 
 @bp.route("/<version>/projects/<project>/operations", methods=["GET"])
