@@ -48,4 +48,7 @@ def post_worker_init(worker) -> None:  # noqa: ANN001 - gunicorn's hook signatur
         return
     from mapserver.rest.jobs import install
 
+    # this server's own default operation store: named after the address it really listens on
+    # (also when -b overrides MAPSERVER_BIND), so two servers on one host never share a queue
+    os.environ.setdefault("MAPSERVER_JOBS_INSTANCE", ",".join(worker.cfg.bind))
     install(worker.wsgi)
