@@ -13,7 +13,7 @@ long-running operations API allows ("the server may return early").
 
 Long GETs: ArcGIS clients send GETs with WKT SRs and ``dynamicLayers`` up to ~2000
 characters and longer before switching to POST. gunicorn caps request lines at 8190 bytes
-unless told 0 ("unlimited"); :class:`ThreadWorker` raises gunicorn's cap to
+unless told 0 ("unlimited"); :mod:`mapserver.gunicorn_worker` raises gunicorn's cap to
 ``max_url_length`` (plus the method and version) and :func:`wrap_wsgi` answers a longer
 request target with the ArcGIS error body and HTTP 414 under any WSGI server. gunicorn's own
 error pages (bad request lines, oversized headers) become the same JSON shape.
@@ -31,7 +31,7 @@ from mapserver.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_render_lock = threading.Lock()
+_render_lock = threading.RLock()  # re-entrant: an operation may call another
 _wait_lock = threading.Lock()
 _waits = 0
 REQUEST_LINE_SLACK = 64  # method, spaces, "HTTP/1.1"
