@@ -29,7 +29,7 @@ class Limits:
     max_json_depth: int = 64                     # MAPSERVER_MAX_JSON_DEPTH
     max_json_items: int = 500_000                # MAPSERVER_MAX_JSON_ITEMS (values in one doc)
     max_vertices: int = 250_000                  # MAPSERVER_MAX_VERTICES (per geometry input)
-    max_symbol_pixels: float = 512.0             # MAPSERVER_MAX_SYMBOL_PIXELS (size/width)
+    max_symbol_pixels: float = 256.0             # MAPSERVER_MAX_SYMBOL_PIXELS (size/width)
     min_dpi: float = 1.0                         # MAPSERVER_MIN_DPI
     max_dpi: float = 2400.0                      # MAPSERVER_MAX_DPI
     min_map_scale: float = 1.0                   # MAPSERVER_MIN_MAP_SCALE

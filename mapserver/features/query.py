@@ -118,8 +118,9 @@ def parse_query(params: Params, service: Service, layer: Layer) -> QueryRequest:
     if params.raw("outStatistics") is not None:
         try:
             raw_stats = parse_json(params.raw("outStatistics"), "outStatistics")
-        except InvalidParameter:
-            raise InvalidParameter(MESSAGE, ["'outStatistics' parameter is invalid"]) from None
+        except InvalidParameter as exc:
+            raise InvalidParameter(MESSAGE, ["'outStatistics' parameter is invalid",
+                                             *exc.details]) from None
         statistics = stats_mod.parse_statistics(table, raw_stats, MESSAGE)
         names = [n.strip() for n in (params.raw("groupByFieldsForStatistics") or "").split(",")
                  if n.strip()]

@@ -22,7 +22,7 @@ from mapserver.geo.project import MERCATOR_HALF_WORLD, project_bounds, world_shi
 from mapserver.params.export import ExportRequest
 from mapserver.params.filters import MapFilters
 from mapserver.render.clip import clip_mask
-from mapserver.render.compose import over, render_figure, render_rgba
+from mapserver.render.compose import check_layer_symbols, over, render_figure, render_rgba
 from mapserver.select.plan import MapLayers, plan_map, resolve_map
 
 __all__ = ["build_grid", "draw_map", "export_map", "render_map"]
@@ -108,6 +108,8 @@ def render_map(m: MapLayers, grid: Grid, fmt: Format, transparent: bool,
 def export_map(service: Service, req: ExportRequest, png_compression: int = 2) -> ExportResult:
     """Render one export."""
     m = resolve_map(service, req.filters)
+    # symbol sizes in pixels, refused before planning (draw_map checks again per draw item)
+    check_layer_symbols([lyr for lyr in m.layers if lyr.id in m.visible], req.dpi)
     if req.filters.clipping is not None and req.format.vector:
         raise InvalidParameter("Invalid or missing input parameters.",
                                ["'clipping' is supported for raster image formats (png, "

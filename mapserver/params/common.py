@@ -159,7 +159,7 @@ def check_json_shape(obj: Any, name: str, lim: limits.Limits | None = None) -> N
         if items > lim.max_json_items:
             raise limits.too_large(name, f"holds more than {lim.max_json_items} values "
                                          "(MAPSERVER_MAX_JSON_ITEMS)")
-        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list) and c)
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
 
 
 def parse_f(params: Params, allowed: Iterable[str] = ("html", "json", "pjson"),

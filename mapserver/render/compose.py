@@ -190,13 +190,18 @@ def _symbol_points(sym: Symbol) -> Iterator[tuple[str, float]]:
             yield "outline.width", sym.outline.width
 
 
-def check_symbol_sizes(items: Sequence[DrawItem], grid: Grid) -> None:
+def check_layer_symbols(layers: Sequence[Layer], dpi: float) -> None:
+    """:func:`check_symbol_sizes` for a map's layers, before anything is planned or drawn."""
+    check_symbol_sizes([DrawItem(layer=lyr) for lyr in layers], dpi)
+
+
+def check_symbol_sizes(items: Sequence[DrawItem], dpi: float) -> None:
     """Every symbol size, width, offset and label size of ``items``, in pixels at the grid's
     dpi, within MAPSERVER_MAX_SYMBOL_PIXELS; checked before anything is drawn (a 1e308 pt
     outline would keep Agg busy for a minute and then overflow). The error names ``dpi`` when
     the symbol would fit at 96 dpi, else the request's symbols (``dynamicLayers``)."""
     most = limits.current().max_symbol_pixels
-    k = grid.dpi / 72.0
+    k = dpi / 72.0
     for item in items:
         if item.layer.kind != "feature":
             continue
@@ -212,7 +217,7 @@ def check_symbol_sizes(items: Sequence[DrawItem], grid: Grid) -> None:
             if not pt * k <= most:  # also refuses NaN
                 source = "dpi" if pt * 96.0 / 72.0 <= most else "dynamicLayers"
                 raise InvalidParameter("Invalid or missing input parameters.", [
-                    f"'{source}': symbol {what} {pt:g} pt is {pt * k:.4g} px at {grid.dpi:g} "
+                    f"'{source}': symbol {what} {pt:g} pt is {pt * k:.4g} px at {dpi:g} "
                     f"dpi, more than {most:g} px (MAPSERVER_MAX_SYMBOL_PIXELS) on layer "
                     f"{item.layer.id}"])
 
@@ -221,7 +226,7 @@ def render_rgba(items: Sequence[DrawItem], grid: Grid,
                 background: RGBA8 | None = None,
                 label_mask: np.ndarray | None = None) -> np.ndarray:
     """Draw ``items`` (bottom first) and return straight-alpha RGBA (h, w, 4) uint8."""
-    check_symbol_sizes(items, grid)
+    check_symbol_sizes(items, grid.dpi)
     canvas: np.ndarray | None = None
     if background is not None and background[3] > 0:
         canvas = np.empty((grid.height, grid.width, 4), dtype=np.uint8)
@@ -246,7 +251,7 @@ def render_rgba(items: Sequence[DrawItem], grid: Grid,
 def render_figure(items: Sequence[DrawItem], grid: Grid,
                   background: RGBA8 | None = None) -> Figure:
     """One matplotlib figure with every layer, for vector output formats."""
-    check_symbol_sizes(items, grid)
+    check_symbol_sizes(items, grid.dpi)
     fig, ax = new_axes(grid)
     if background is not None and background[3] > 0:
         fig.patch.set_facecolor(tuple(c / 255.0 for c in background))
