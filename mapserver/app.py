@@ -29,6 +29,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         outputs=OutputStore(settings.output_dir, settings.output_max_age))
 
     # importing registers the operations with the dispatcher
+    from mapserver.ogc import views as ogc_views  # noqa: F401 - WMSServer, WMTS (OGC)
     from mapserver.rest import export as export_views
     from mapserver.rest import find as find_views  # noqa: F401
     from mapserver.rest import html as html_views
