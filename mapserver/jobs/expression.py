@@ -520,7 +520,10 @@ def _geometry_fn(kind: str, *args: Arg):
         for k in ("crs", "proj"):
             if a.get(k) is not None:
                 a[k] = _projection(a[k], f"GeometryConstructors.{kind}")
-        return construct(kind, a)
+        try:
+            return construct(kind, a)
+        except (ValueError, TypeError, IndexError, AttributeError) as exc:  # shapely's refusals
+            raise invalid(f"GeometryConstructors.{kind}: invalid coordinates") from exc
     return fn
 
 
