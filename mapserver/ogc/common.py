@@ -44,6 +44,15 @@ def invalid(name: str, problem: str, code: str = "InvalidParameterValue") -> Ogc
 
 # --- XML -------------------------------------------------------------------------------------
 
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text(value: str) -> str:
+    """``value`` without the characters XML 1.0 cannot carry (control characters that a
+    request may echo into an error message), each replaced by U+FFFD."""
+    return _NOT_XML.sub("\ufffd", value)
+
+
 @dataclass
 class El:
     """One XML element with literal (prefixed) names; namespaces are plain ``xmlns`` attrs."""
@@ -54,11 +63,11 @@ class El:
     text: str | None = None
 
     def write(self, out: list[str], indent: str = "") -> None:
-        attrs = "".join(f" {k}={quoteattr(v)}" for k, v in self.attrs.items())
+        attrs = "".join(f" {k}={quoteattr(xml_text(v))}" for k, v in self.attrs.items())
         if not self.children and self.text is None:
             out.append(f"{indent}<{self.tag}{attrs}/>\n")
         elif not self.children:
-            out.append(f"{indent}<{self.tag}{attrs}>{escape(self.text)}</{self.tag}>\n")
+            out.append(f"{indent}<{self.tag}{attrs}>{escape(xml_text(self.text))}</{self.tag}>\n")
         else:
             out.append(f"{indent}<{self.tag}{attrs}>\n")
             for child in self.children:
