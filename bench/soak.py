@@ -139,6 +139,7 @@ class Stats:
         self.hostile = 0
         self.hostile_5xx: list[str] = []
         self.by_kind: dict[str, int] = {}
+        self.reconnects: list[str] = []
 
     def add(self, kind: str, dt: float, status: int, ctype: str, body: bytes) -> None:
         with self.lock:
@@ -156,23 +157,35 @@ class Stats:
 def client_loop(port: int, seed: int, end: float, hostile_share: float, stats: Stats) -> None:
     rng = random.Random(seed)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    prev = "-"
     while time.monotonic() < end:
         kind, method, path, body, headers = (hostile_request(rng) if rng.random() < hostile_share
                                              else valid_request(rng))
         t0 = time.monotonic()
-        try:
-            conn.request(method, path, body=body, headers=headers)
-            resp = conn.getresponse()
-            data = resp.read()
-            status, ctype = resp.status, resp.getheader("Content-Type", "")
-            if resp.getheader("Connection", "").lower() == "close":
+        for attempt in (0, 1):
+            try:
+                conn.request(method, path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                status, ctype = resp.status, resp.getheader("Content-Type", "")
+                if resp.getheader("Connection", "").lower() == "close":
+                    conn.close()
+                    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+                break
+            except (OSError, http.client.HTTPException) as exc:
                 conn.close()
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        except (OSError, http.client.HTTPException) as exc:
-            conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-            status, ctype, data = 599, "", str(exc).encode()
+                status, ctype, data = 599, "", f"{exc} (after {prev})".encode()
+                # a keep-alive connection the server closed between two requests: a client
+                # retries once on a fresh connection (counted, and reported)
+                if attempt == 0 and isinstance(exc, http.client.RemoteDisconnected | BrokenPipeError
+                                               | ConnectionResetError):
+                    with stats.lock:
+                        stats.reconnects.append(f"{kind} after {prev}: {exc}")
+                    continue
+                break
         stats.add(kind, time.monotonic() - t0, status, ctype, data)
+        prev = kind
     conn.close()
 
 
@@ -269,6 +282,8 @@ def main() -> int:
         "rss_peak_mb": {p: round(v / mb) for p, v in peak.items()},
         "rss_end_mb": {p: round(v / mb) for p, v in rss_end.items()},
         "workers_restarted": restarted,
+        "keepalive_reconnects": len(stats.reconnects),
+        "reconnect_samples": stats.reconnects[:10],
         "valid_error_samples": stats.valid_errors[:10],
         "hostile_5xx_samples": stats.hostile_5xx[:10],
     }

@@ -27,7 +27,7 @@ class Limits:
     max_body_bytes: int = 8 * 1024 * 1024        # MAPSERVER_MAX_BODY_BYTES
     max_json_bytes: int = 2 * 1024 * 1024        # MAPSERVER_MAX_JSON_BYTES (one JSON value)
     max_json_depth: int = 64                     # MAPSERVER_MAX_JSON_DEPTH
-    max_json_items: int = 500_000                # MAPSERVER_MAX_JSON_ITEMS (values in one doc)
+    max_json_items: int = 1_000_000              # MAPSERVER_MAX_JSON_ITEMS (values in one doc)
     max_vertices: int = 250_000                  # MAPSERVER_MAX_VERTICES (per geometry input)
     max_symbol_pixels: float = 256.0             # MAPSERVER_MAX_SYMBOL_PIXELS (size/width)
     min_dpi: float = 1.0                         # MAPSERVER_MIN_DPI

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from affine import Affine
 
+from mapserver import limits
 from mapserver.catalog.model import Service
 from mapserver.encode.image import Format, encode_raster, encode_vector
 from mapserver.errors import InvalidParameter
@@ -84,6 +85,7 @@ def draw_map(m: MapLayers, grid: Grid, background: tuple | None = None) -> np.nd
         return render_rgba(plan_map(m, grid, clip), grid, background, clip)
     canvas = None
     for dx in copies:
+        limits.check_budget("between world copies")
         g = shifted(grid, dx)
         canvas = over(canvas, render_rgba(plan_map(m, g, clip), g, None, clip))
     if background is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response, request
 from flask.json.provider import DefaultJSONProvider
 
 from mapserver import limits
@@ -30,9 +30,19 @@ class LimitedJSONProvider(DefaultJSONProvider):
 
 def install(app: Flask, lim: limits.Limits) -> None:
     app.config["MAX_CONTENT_LENGTH"] = lim.max_body_bytes
-    # one form field may be as long as one JSON parameter (werkzeug's default is 500 kB)
-    app.config["MAX_FORM_MEMORY_SIZE"] = max(lim.max_json_bytes, 500_000)
+    # werkzeug applies this to a whole url-encoded body (its default is 500 kB): the body limit
+    # is the one limit here; single values meet MAX_PARAM_LENGTH and the JSON limits
+    app.config["MAX_FORM_MEMORY_SIZE"] = lim.max_body_bytes
     app.json = LimitedJSONProvider(app)
+
+    @app.after_request
+    def _close_if_body_unread(resp: Response) -> Response:
+        # a body the app never read (refused as too large, or ignored) is left in the socket:
+        # close the connection rather than let a keep-alive client's next request follow it
+        if request.content_length and not (
+                "form" in request.__dict__ or getattr(request, "_cached_data", None) is not None):
+            resp.headers["Connection"] = "close"
+        return resp
 
     @app.before_request
     def _limits() -> None:
