@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 
 import rasterio
 
@@ -43,7 +44,11 @@ WMS_XML = """<GDAL_WMS>
 
 
 def run(*args: str, timeout: int = 90) -> str:
-    proc = subprocess.run(args, capture_output=True, text=True, env=ENV, timeout=timeout)
+    # in a scratch folder: GDAL's WMS/WMTS drivers write their block cache under the working
+    # directory when no cache path is set
+    with tempfile.TemporaryDirectory(prefix="gdal-") as scratch:
+        proc = subprocess.run(args, capture_output=True, text=True, env=ENV, timeout=timeout,
+                              cwd=scratch)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 
