@@ -87,7 +87,8 @@ def parse_export(params: Params, map_sr: SpatialRef, max_w: int, max_h: int,
     ymin, ymax = min(ymin, ymax), max(ymin, ymax)
     if xmin == xmax or ymin == ymax:
         raise InvalidParameter("Invalid bbox", ["'bbox' must have a non-zero width and height"])
-    bbox_sr = parse_sr(params.raw("bboxSR"), map_sr)
+    # bbSR: the spelling in the Export Map document's own parameter table; bboxSR wins
+    bbox_sr = parse_sr(params.raw("bboxSR") or params.raw("bbSR"), map_sr)
     image_sr = parse_sr(params.raw("imageSR"), map_sr)
     width, height = parse_size(params.raw("size"), max_w, max_h)
     dpi = parse_dpi(params)

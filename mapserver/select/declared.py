@@ -202,24 +202,28 @@ def _map_ranges(value: str | None, layers: Sequence[Layer]) -> dict[str, RangeVa
 
 def _layer_ranges(value: str | None, by_id: Mapping[int, Layer]
                   ) -> dict[int, dict[str, RangeValue]]:
-    """``{"<layerId>": [{"name", "value"}]}`` (also as a one-element array of that object)."""
+    """``[{"<layerId>": {"<range>": <v> or [<min>, <max>]}}]`` (the Export Map document's
+    form, like layerParameterValues), ``{"<layerId>": [{"name", "value"}]}``, or either
+    object bare / inside an array; every element of the array is read."""
     name = "layerRangeValues"
     if value is None or not value.strip():
         return {}
     obj = _json(value, name)
-    if isinstance(obj, list) and len(obj) == 1 and isinstance(obj[0], dict) \
-            and "name" not in obj[0]:
-        obj = obj[0]
-    if not isinstance(obj, dict):
-        raise _bad(name, "must be {\"<layerId>\": [{\"name\": <range>, \"value\": ...}]}")
-    out = {}
-    for key, ranges in obj.items():
-        layer = _layer_key(key, name, by_id)
-        vals = _range_list(ranges, name)
-        for rname in vals:
-            if not any(r.name.lower() == rname for r in layer.range_infos):
-                raise _bad(name, f"layer {layer.id} has no range named '{rname[:40]}'")
-        out[layer.id] = vals
+    items = obj if isinstance(obj, list) else [obj]
+    if not items or not all(isinstance(i, dict) and "name" not in i for i in items):
+        raise _bad(name, "must be [{\"<layerId>\": {\"<range>\": <value> or [<min>, <max>]}}]")
+    out: dict[int, dict[str, RangeValue]] = {}
+    for item in items:
+        for key, ranges in item.items():
+            layer = _layer_key(key, name, by_id)
+            if isinstance(ranges, dict):  # {"elevation": [1000, 1500]}
+                vals = {str(k).lower(): _range_value(v, name) for k, v in ranges.items()}
+            else:
+                vals = _range_list(ranges, name)
+            for rname in vals:
+                if not any(r.name.lower() == rname for r in layer.range_infos):
+                    raise _bad(name, f"layer {layer.id} has no range named '{rname[:40]}'")
+            out.setdefault(layer.id, {}).update(vals)
     return out
 
 
