@@ -23,6 +23,7 @@ from mapserver.catalog.model import Catalog, LabelClass, Layer, RasterStyle, Ser
 from mapserver.errors import InvalidParameter, ServiceDefinitionError, WhereClauseError
 from mapserver.geo.project import project_bounds
 from mapserver.geo.sr import SpatialRef, parse_sr
+from mapserver.render.labels import LABEL_PLACEMENTS, LabelExpressionError, compile_label
 from mapserver.render.style import StyleError, parse_color, parse_renderer
 from mapserver.security.policy import Access, AccessError, parse_access
 from mapserver.sources.features import FeatureTable
@@ -387,12 +388,7 @@ def _labels(ctx: _Ctx, value: Any, where: str, table: FeatureTable) -> tuple[Lab
         w = f"{where}[{i}]"
         if not isinstance(info, dict):
             raise ctx.fail(w, "must be an object")
-        expr = ctx.get(info, "labelExpression", f"{w}.", str, required=True).strip()
-        if not (expr.startswith("[") and expr.endswith("]")):
-            raise ctx.fail(f"{w}.labelExpression", "must name one field as [FIELD]")
-        f = table.field(expr[1:-1])
-        if f is None:
-            raise ctx.fail(f"{w}.labelExpression", f"unknown field {expr[1:-1]!r}")
+        expression, where_clause, placement = _label_rules(ctx, info, w, table)
         sym = ctx.get(info, "symbol", f"{w}.", dict, {})
         font = ctx.get(sym, "font", f"{w}.symbol.", dict, {})
         try:
@@ -401,7 +397,9 @@ def _labels(ctx: _Ctx, value: Any, where: str, table: FeatureTable) -> tuple[Lab
         except StyleError as exc:
             raise ctx.fail(exc.path, exc.problem) from exc
         out.append(LabelClass(
-            field=f.name, size=float(ctx.get(font, "size", f"{w}.symbol.font.", (int, float), 8)),
+            field=expression.fields[0] if expression.fields else "",
+            expression=expression, where=where_clause, placement=placement,
+            size=float(ctx.get(font, "size", f"{w}.symbol.font.", (int, float), 8)),
             color=color or (0, 0, 0, 1), halo_color=halo,
             halo_size=float(ctx.get(sym, "haloSize", f"{w}.symbol.", (int, float), 0)),
             weight=ctx.get(font, "weight", f"{w}.symbol.font.", str, "normal"),
@@ -409,6 +407,41 @@ def _labels(ctx: _Ctx, value: Any, where: str, table: FeatureTable) -> tuple[Lab
             max_scale=float(ctx.get(info, "maxScale", f"{w}.", (int, float), 0)),
             source=info))
     return tuple(out)
+
+
+def _label_rules(ctx: _Ctx, info: dict, w: str, table: FeatureTable) -> tuple:
+    """A labelling class's expression (Arcade ``labelExpressionInfo.expression`` or VBScript
+    ``labelExpression``), its ``where`` clause and its ``labelPlacement``, checked against the
+    layer's fields and geometry type."""
+    names = [f.name for f in table.fields]
+    arcade = info.get("labelExpressionInfo")
+    try:
+        if arcade is not None:
+            if not isinstance(arcade, dict) or not isinstance(arcade.get("expression"), str):
+                raise ctx.fail(f"{w}.labelExpressionInfo.expression", "must be a string")
+            field_path = f"{w}.labelExpressionInfo.expression"
+            expression = compile_label(arcade["expression"], "arcade", names)
+        else:
+            field_path = f"{w}.labelExpression"
+            text = ctx.get(info, "labelExpression", f"{w}.", str, required=True)
+            expression = compile_label(text, "vbscript", names)
+    except LabelExpressionError as exc:
+        raise ctx.fail(field_path, str(exc)) from exc
+    clause = ctx.get(info, "where", f"{w}.", str, None)
+    where_clause = None
+    if clause and clause.strip():
+        try:
+            where_clause = compile_where(clause, table.field_infos)
+        except WhereClauseError as exc:
+            raise ctx.fail(f"{w}.where", "; ".join(exc.details) or exc.message) from exc
+    placement = ctx.get(info, "labelPlacement", f"{w}.", str, "") or ""
+    if placement:
+        family = LABEL_PLACEMENTS.get(table.geometry_type, LABEL_PLACEMENTS["esriGeometryPoint"])
+        if placement not in family:
+            raise ctx.fail(f"{w}.labelPlacement", f"{placement!r} is not a placement for "
+                                                  f"{table.geometry_type} (one of "
+                                                  f"{', '.join(sorted(family))})")
+    return expression, where_clause, placement
 
 
 def _time_info(ctx: _Ctx, value: Any, where: str, table: FeatureTable) -> TimeInfo | None:

@@ -36,9 +36,12 @@ class RasterStyle:
 
 @dataclass(frozen=True)
 class LabelClass:
-    """One entry of ``labelingInfo``: which field to print, font size (points), colour, halo."""
+    """One entry of ``labelingInfo``: what to print (``expression``: VBScript
+    ``labelExpression`` or Arcade ``labelExpressionInfo``, render/labels.py), for which
+    features (``where``, a compiled where clause), where (``placement``: an
+    ``esriServer*Placement*`` name, "" for centred), font size (points), colour, halo."""
 
-    field: str
+    field: str  # the first field the expression reads ("" for a constant text)
     size: float = 8.0
     color: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 1.0)
     halo_color: tuple[float, float, float, float] | None = None
@@ -48,6 +51,9 @@ class LabelClass:
     min_scale: float = 0.0
     max_scale: float = 0.0
     source: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    expression: Any = field(default=None, compare=False, hash=False)  # LabelExpression
+    where: Any = field(default=None, compare=False, hash=False)  # WhereExpression | None
+    placement: str = ""
 
 
 @dataclass(frozen=True)

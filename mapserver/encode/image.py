@@ -13,6 +13,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
@@ -158,11 +159,17 @@ def _paletted(rgba: np.ndarray, transparent: bool) -> Image.Image:
     return pal
 
 
+VECTOR_TEXT = {"svg.fonttype": "none", "pdf.fonttype": 42, "ps.fonttype": 42}
+
+
 def encode_vector(fig: Figure, fmt: Format, dpi: float) -> bytes:
     buf = io.BytesIO()
     kind = {"svgz": "svg"}.get(fmt.name, fmt.name)
-    fig.savefig(buf, format=kind, dpi=dpi, transparent=False,
-                facecolor=fig.get_facecolor(), metadata=_metadata(kind))
+    # labels as real, selectable text (SVG <text>, embedded TrueType in PDF/PS), not outlines;
+    # for this one savefig only, never matplotlib's global settings
+    with matplotlib.rc_context(VECTOR_TEXT):
+        fig.savefig(buf, format=kind, dpi=dpi, transparent=False,
+                    facecolor=fig.get_facecolor(), metadata=_metadata(kind))
     data = buf.getvalue()
     if fmt.name == "svgz":
         return gzip.compress(data, mtime=0)

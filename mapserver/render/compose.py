@@ -271,5 +271,5 @@ def render_figure(items: Sequence[DrawItem], grid: Grid,
     ax.set_xlim(0, grid.width)
     ax.set_ylim(grid.height, 0)
     if labels:
-        draw_labels(ax, reversed(labels), grid)
+        draw_labels(ax, reversed(labels), grid, selectable=True)
     return fig

@@ -23,6 +23,7 @@ from mapserver.catalog.model import LabelClass, Layer
 from mapserver.geo.grid import Grid
 from mapserver.geo.project import cuts_geometry, points_to_pixels, to_pixel_parts
 from mapserver.render.geometry import feature_paths
+from mapserver.render.labels import placement
 from mapserver.render.style import FillSymbol, LineSymbol, MarkerSymbol, Renderer
 
 HATCHES = {"esriSFSHorizontal": "---", "esriSFSVertical": "|||", "esriSFSCross": "+++",
@@ -47,6 +48,9 @@ class LabelSpec:
     y: float
     text: str
     label: LabelClass
+    ha: str = "center"
+    va: str = "center"
+    rotation: float = 0.0  # degrees, counter-clockwise on screen
 
 
 def new_axes(grid: Grid, figure: Figure | None = None) -> tuple[Figure, Axes]:
@@ -179,11 +183,12 @@ def _draw_markers(ax: Axes, pix: np.ndarray, sym: MarkerSymbol, grid: Grid,
 EXACT_MARKERS = (True, True)
 
 
-def label_anchors(layer: Layer, idx: np.ndarray, grid: Grid, datum: tuple = ()
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def label_anchors(layer: Layer, idx: np.ndarray, grid: Grid, datum: tuple = (),
+                  at: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One pixel anchor per labelled feature, from the same projected geometry the map draws:
-    a polygon's largest visible part's point on surface, a line's largest part's midpoint, a
-    point itself. Returns ((n, 2) pixels, the features' indexes)."""
+    a polygon's largest visible part's point on surface, a point itself, and for lines the
+    point ``at`` (0..1) along the largest visible part. Returns ((n, 2) pixels, the features'
+    indexes, (n,) the line direction there in screen degrees, 0 for points and polygons)."""
     table = layer.table
     assert table is not None
     geoms = table.geometry[idx]
@@ -191,24 +196,55 @@ def label_anchors(layer: Layer, idx: np.ndarray, grid: Grid, datum: tuple = ()
         first = shapely.get_geometry(geoms, 0)
         ok = ~shapely.is_empty(first) & ~shapely.is_missing(first)
         pix, owner = points_to_pixels(first[ok], table.sr, grid, datum)
-        return pix, idx[ok][owner]
+        return pix, idx[ok][owner], np.zeros(len(pix))
     parts, owner = to_pixel_parts(geoms, table.sr, grid, datum, margin=0.0)
     if not len(parts):
-        return np.empty((0, 2)), idx[:0]
+        return np.empty((0, 2)), idx[:0], np.empty(0)
     polygon = table.geometry_type == "esriGeometryPolygon"
     size = shapely.area(parts) if polygon else shapely.length(parts)
     order = np.lexsort((-size, owner))  # per feature, its largest part first
     first = np.r_[True, owner[order][1:] != owner[order][:-1]]
     best, feats = parts[order][first], owner[order][first]
-    anchors = shapely.point_on_surface(best) if polygon else \
-        shapely.line_interpolate_point(best, 0.5, normalized=True)
-    pix = shapely.get_coordinates(anchors)
-    return pix, idx[feats]
+    if polygon:
+        pix = shapely.get_coordinates(shapely.point_on_surface(best))
+        return pix, idx[feats], np.zeros(len(pix))
+    pix = shapely.get_coordinates(shapely.line_interpolate_point(best, at, normalized=True))
+    # the direction: from a little before to a little after the anchor
+    lo = shapely.get_coordinates(shapely.line_interpolate_point(best, max(0.0, at - 0.02),
+                                                                normalized=True))
+    hi = shapely.get_coordinates(shapely.line_interpolate_point(best, min(1.0, at + 0.02),
+                                                                normalized=True))
+    angle = np.degrees(np.arctan2(-(hi[:, 1] - lo[:, 1]), hi[:, 0] - lo[:, 0]))
+    return pix, idx[feats], angle
+
+
+def _label_rows(table, lc: LabelClass, feats: np.ndarray) -> list[dict]:
+    """Each feature's values of the fields the label expression reads (None for NULL)."""
+    expr = lc.expression
+    names = expr.fields if expr is not None else (lc.field,)
+    cols = {}
+    for name in names:
+        col = table.columns[name][feats]
+        null = table.columns.get(name + "__null")
+        if null is not None:
+            col = np.where(null[feats], None, col.astype(object))
+        cols[name] = col
+    return [{n: cols[n][i] for n in names} for i in range(len(feats))]
+
+
+def _label_text(lc: LabelClass, row: dict) -> str | None:
+    if lc.expression is not None:
+        return lc.expression.text_for(row)
+    v = row[lc.field]
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return None
+    return str(v)
 
 
 def label_specs(layer: Layer, idx: np.ndarray, grid: Grid, datum: tuple = ()
                 ) -> list[LabelSpec]:
-    """Label anchors (pixel space) for the features ``idx``, for classes in scale range."""
+    """Labels for the features ``idx`` (pixel anchors, text and placement), for the classes
+    in scale range, each class for the features its ``where`` selects."""
     table = layer.table
     if table is None or not layer.labels or len(idx) == 0:
         return []
@@ -218,30 +254,64 @@ def label_specs(layer: Layer, idx: np.ndarray, grid: Grid, datum: tuple = ()
                        or lc.max_scale and scale < lc.max_scale)]
     if not classes:
         return []
-    pix, feats = label_anchors(layer, idx, grid, datum)
+    k = grid.dpi / 72.0
     out: list[LabelSpec] = []
     for lc in classes:
-        values = table.columns[lc.field]
-        for (x, y), fi in zip(pix, feats, strict=True):
+        sel = idx
+        if lc.where is not None:
+            sel = idx[table.where_mask(lc.where, idx)]
+            if not len(sel):
+                continue
+        place = placement(lc.placement, lc.size)
+        pix, feats, angles = label_anchors(layer, sel, grid, datum, at=place.at)
+        rows = _label_rows(table, lc, feats)
+        for (x, y), angle, row in zip(pix, angles, rows, strict=True):
             if not (0 <= x <= grid.width and 0 <= y <= grid.height):
                 continue
-            v = values[fi]
-            if v is None or (isinstance(v, float) and np.isnan(v)):
+            text = _label_text(lc, row)
+            if text is None:
                 continue
-            out.append(LabelSpec(float(x), float(y), str(v), lc))
+            rot = 0.0
+            if place.along:
+                rot = float(angle)
+                if rot > 90.0:
+                    rot -= 180.0
+                elif rot < -90.0:
+                    rot += 180.0
+            # offset in points (x right, y up), turned with the text, to pixels (y down)
+            c, s_ = np.cos(np.radians(rot)), np.sin(np.radians(rot))
+            ox = (place.dx * c - place.dy * s_) * k
+            oy = (place.dx * s_ + place.dy * c) * k
+            out.append(LabelSpec(float(x + ox), float(y - oy), text, lc, place.ha, place.va,
+                                 rot))
     return out
 
 
-def draw_labels(ax: Axes, specs: Iterable[LabelSpec], grid: Grid) -> None:
-    """Place labels greedily, skipping any that would overlap one already placed."""
+def _label_box(s: LabelSpec, size_px: float) -> tuple[float, float, float, float]:
+    """An approximate pixel box of a label (for collisions), from its alignment."""
+    lines = s.text.split("\n")
+    w = 0.6 * size_px * max(len(line) for line in lines)
+    h = 1.2 * size_px * len(lines)
+    if abs(s.rotation) > 45:
+        w, h = h, w
+    x0 = {"center": s.x - w / 2, "left": s.x, "right": s.x - w}[s.ha]
+    y0 = {"center": s.y - h / 2, "bottom": s.y - h, "top": s.y, "baseline": s.y - h}[s.va]
+    return (x0, y0, x0 + w, y0 + h)
+
+
+def draw_labels(ax: Axes, specs: Iterable[LabelSpec], grid: Grid,
+                selectable: bool = False) -> None:
+    """Place labels greedily, skipping any that would overlap one already placed.
+
+    ``selectable`` (vector output): the halo is a text artist of its own under the label, so
+    the label itself carries no path effect and stays real text (matplotlib draws text with
+    path effects as outlines)."""
     from matplotlib import patheffects
 
     k = grid.dpi / 72.0
     placed: list[tuple[float, float, float, float]] = []
     for s in specs:
-        size_px = s.label.size * k
-        w, h = 0.6 * size_px * len(s.text), 1.2 * size_px
-        box = (s.x - w / 2, s.y - h / 2, s.x + w / 2, s.y + h / 2)
+        box = _label_box(s, s.label.size * k)
         if any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]
                for b in placed):
             continue
@@ -250,9 +320,14 @@ def draw_labels(ax: Axes, specs: Iterable[LabelSpec], grid: Grid) -> None:
         if s.label.halo_color is not None and s.label.halo_size > 0:
             effects = [patheffects.withStroke(linewidth=s.label.halo_size * 2,
                                               foreground=s.label.halo_color)]
-        ax.text(s.x, s.y, s.text, fontsize=s.label.size, color=s.label.color,
-                fontweight=s.label.weight, family=s.label.family, ha="center",
-                va="center", path_effects=effects, clip_on=True)
+        kw = dict(fontsize=s.label.size, color=s.label.color, fontweight=s.label.weight,
+                  family=s.label.family, ha=s.ha, va=s.va, rotation=s.rotation,
+                  rotation_mode="anchor", multialignment="center", clip_on=True)
+        if selectable and effects:
+            ax.text(s.x, s.y, s.text, path_effects=[patheffects.Stroke(
+                linewidth=s.label.halo_size * 2, foreground=s.label.halo_color)], **kw)
+            effects = None
+        ax.text(s.x, s.y, s.text, path_effects=effects, **kw)
 
 
 def draw_symbol(ax: Axes, symbol: object, grid: Grid, alpha: float = 1.0) -> None:
