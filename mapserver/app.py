@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from mapserver.rest import jobs as job_views
     from mapserver.rest import legend as legend_views  # noqa: F401
     from mapserver.rest import query as query_views  # noqa: F401
+    from mapserver.rest import service_info as service_info_views  # noqa: F401
     from mapserver.rest import services as service_views
     from mapserver.rest import tiles as tile_views  # noqa: F401
 

@@ -78,6 +78,7 @@ def service_json(service: Service) -> dict:
         "supportsClipping": True,
         "supportsSpatialFilter": True,
         "supportsQueryDataElements": False,
+        "supportsQueryDomains": True,
         "resampling": False,
         "tileServers": [],
     }
@@ -160,6 +161,10 @@ def layer_json(service: Service, layer: Layer) -> dict:
     }
     if layer.table is not None:
         out["fields"] = [f.to_json() for f in layer.table.fields]
+        domains = declared_domains(service, layer)  # "domain" declared on a field, if any
+        for fj in out["fields"]:
+            if fj["name"] in domains:
+                fj["domain"] = domains[fj["name"]]
         out["objectIdField"] = layer.table.oid_field
         out["geometryField"] = {"name": "Shape", "type": "esriFieldTypeGeometry",
                                 "alias": "Shape"}
@@ -181,6 +186,38 @@ def layer_json(service: Service, layer: Layer) -> dict:
     if layer.archiving is not None:
         out["supportsQueryWithHistoricMoment"] = True
         out["archivingInfo"] = layer.archiving.to_json()
+    return out
+
+
+DOMAIN_TYPES = ("codedValue", "range")
+
+
+def declared_domains(service: Service, layer: Layer) -> dict[str, dict]:
+    """Field name -> domain JSON declared in the service definition:
+    ``"fields": [{"name": "kind", "domain": {"type": "codedValue", "name": "...",
+    "codedValues": [{"name": "School", "code": "school"}]}}]`` on the layer. Only fields the
+    layer has, and only coded-value and range domains, are kept."""
+    raw = next((d for d in service.source.get("layers", []) or []
+                if isinstance(d, dict) and d.get("id") == layer.id), None)
+    if raw is None or layer.table is None or not isinstance(raw.get("fields"), list):
+        return {}
+    types = {f.name.lower(): f for f in layer.table.fields}
+    out = {}
+    for f in raw["fields"]:
+        if not isinstance(f, dict) or not isinstance(f.get("domain"), dict):
+            continue
+        field = types.get(str(f.get("name", "")).lower())
+        dom = f["domain"]
+        if field is None or dom.get("type") not in DOMAIN_TYPES:
+            continue
+        out[field.name] = {"type": dom["type"], "name": str(dom.get("name") or field.name),
+                           "description": str(dom.get("description", "")),
+                           "fieldType": field.type,
+                           **({"codedValues": list(dom.get("codedValues") or [])}
+                              if dom["type"] == "codedValue" else
+                              {"range": list(dom.get("range") or [None, None])}),
+                           "mergePolicy": dom.get("mergePolicy", "esriMPTDefaultValue"),
+                           "splitPolicy": dom.get("splitPolicy", "esriSPTDefaultValue")}
     return out
 
 
