@@ -26,7 +26,7 @@ from mapserver.geo.grid import Grid
 from mapserver.geo.sr import from_wkid
 from mapserver.render.compose import agg_rgba
 from mapserver.render.raster import colorize
-from mapserver.render.style import MarkerSymbol, Symbol
+from mapserver.render.style import MarkerSymbol, PictureMarkerSymbol, Symbol
 from mapserver.render.vector import draw_symbol, new_axes
 
 RGB_LABELS = ("Red", "Green", "Blue")
@@ -106,6 +106,10 @@ def symbol_png(symbol: Symbol, width: int, height: int, dpi: float,
         need = math.ceil((symbol.size + outline) * k
                          + 2 * max(abs(symbol.xoffset), abs(symbol.yoffset)) * k + 2)
         width, height = max(width, need), max(height, need)
+    if isinstance(symbol, PictureMarkerSymbol):
+        k = dpi / 72.0
+        width = max(width, math.ceil((symbol.width + 2 * abs(symbol.xoffset)) * k + 2))
+        height = max(height, math.ceil((symbol.height + 2 * abs(symbol.yoffset)) * k + 2))
     grid = _swatch_grid(width, height, dpi)
     fig, ax = new_axes(grid)
     draw_symbol(ax, symbol, grid, alpha)

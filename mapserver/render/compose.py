@@ -25,7 +25,15 @@ from mapserver.errors import InvalidParameter
 from mapserver.geo.grid import Grid
 from mapserver.render.clip import apply_mask
 from mapserver.render.raster import render_raster
-from mapserver.render.style import FillSymbol, LineSymbol, MarkerSymbol, Renderer, Symbol
+from mapserver.render.style import (
+    FillSymbol,
+    LineSymbol,
+    MarkerSymbol,
+    PictureFillSymbol,
+    PictureMarkerSymbol,
+    Renderer,
+    Symbol,
+)
 from mapserver.render.vector import LabelSpec, draw_features, draw_labels, label_specs, new_axes
 
 RGBA8 = tuple[int, int, int, int]
@@ -182,6 +190,13 @@ def _symbol_points(sym: Symbol) -> Iterator[tuple[str, float]]:
     elif isinstance(sym, FillSymbol):
         if sym.outline is not None:
             yield "outline.width", sym.outline.width
+    elif isinstance(sym, PictureMarkerSymbol | PictureFillSymbol):
+        yield "width", sym.width * getattr(sym, "xscale", 1.0)
+        yield "height", sym.height * getattr(sym, "yscale", 1.0)
+        yield "xoffset", abs(sym.xoffset)
+        yield "yoffset", abs(sym.yoffset)
+        if getattr(sym, "outline", None) is not None:
+            yield "outline.width", sym.outline.width
     elif isinstance(sym, MarkerSymbol):
         yield "size", sym.size
         yield "xoffset", abs(sym.xoffset)
@@ -210,6 +225,9 @@ def check_symbol_sizes(items: Sequence[DrawItem], dpi: float) -> None:
         if renderer is not None:
             for cls in renderer.all_classes:
                 checks.extend(_symbol_points(cls.symbol))
+            for vv in renderer.visual:
+                if vv.type == "sizeInfo":
+                    checks.extend(("sizeInfo size", v) for v in vv.outputs)
         if item.show_labels:
             for lab in item.layer.labels:
                 checks += [("label font size", lab.size), ("label halo size", lab.halo_size)]

@@ -9,6 +9,7 @@ through the grid's dpi (pixels = points x dpi / 72).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,7 +98,89 @@ class MarkerSymbol:
     outline: LineSymbol | None = None
 
 
-Symbol = LineSymbol | FillSymbol | MarkerSymbol
+@dataclass(frozen=True)
+class PictureMarkerSymbol:
+    """esriPMS: an image (decoded once, RGBA uint8) ``width`` x ``height`` points, turned
+    ``angle`` degrees counter-clockwise, moved by the offsets (points)."""
+
+    image: np.ndarray = field(compare=False, hash=False, repr=False)
+    width: float = 12.0
+    height: float = 12.0
+    angle: float = 0.0
+    xoffset: float = 0.0
+    yoffset: float = 0.0
+    digest: str = ""  # identifies the picture (legend cache key)
+
+    @property
+    def size(self) -> float:
+        return max(self.width, self.height)
+
+
+@dataclass(frozen=True)
+class PictureFillSymbol:
+    """esriPFS: an image tiled over the polygon, each tile ``width x xscale`` by
+    ``height x yscale`` points, with an optional outline."""
+
+    image: np.ndarray = field(compare=False, hash=False, repr=False)
+    width: float = 12.0
+    height: float = 12.0
+    xscale: float = 1.0
+    yscale: float = 1.0
+    xoffset: float = 0.0
+    yoffset: float = 0.0
+    outline: LineSymbol | None = None
+    digest: str = ""
+
+
+Symbol = LineSymbol | FillSymbol | MarkerSymbol | PictureMarkerSymbol | PictureFillSymbol
+
+PICTURE_TYPES = {"image/png", "image/jpeg", "image/jpg", "image/gif", "image/bmp"}
+MAX_PICTURE_BYTES = 1_000_000
+MAX_PICTURE_PIXELS = 512 * 512
+
+
+def _picture(obj: Mapping, path: str) -> tuple[np.ndarray, str]:
+    """Decode ``imageData`` (base64, or a ``data:`` URL in ``url``) to RGBA; only inline
+    images (a server never fetches a symbol from the network)."""
+    import base64
+    import hashlib
+    import io
+
+    from PIL import Image
+
+    data = obj.get("imageData")
+    ctype = obj.get("contentType")
+    url = obj.get("url")
+    if not data and isinstance(url, str) and url.startswith("data:") and "," in url:
+        head, data = url[5:].split(",", 1)
+        ctype = ctype or head.split(";")[0]
+    if not isinstance(data, str) or not data:
+        raise StyleError(f"{path}.imageData", "a picture symbol needs its image inline as "
+                                               "base64 imageData (urls are not fetched)")
+    if ctype is not None and str(ctype).lower() not in PICTURE_TYPES:
+        raise StyleError(f"{path}.contentType", f"unsupported picture type {ctype!r} "
+                                                f"(one of {', '.join(sorted(PICTURE_TYPES))})")
+    if len(data) > MAX_PICTURE_BYTES * 4 // 3 + 4:
+        raise StyleError(f"{path}.imageData", f"larger than {MAX_PICTURE_BYTES} bytes")
+    try:
+        raw = base64.b64decode(data, validate=False)
+        with Image.open(io.BytesIO(raw)) as im:
+            if im.width * im.height > MAX_PICTURE_PIXELS:
+                raise StyleError(f"{path}.imageData", "picture larger than 512 x 512 pixels")
+            rgba = np.asarray(im.convert("RGBA")).copy()
+    except StyleError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - PIL raises many types for bad images
+        raise StyleError(f"{path}.imageData", f"not a readable image: {exc}") from None
+    rgba.setflags(write=False)
+    return rgba, hashlib.sha1(raw).hexdigest()
+
+
+def _offsets(obj: Mapping, path: str) -> tuple[float, float]:
+    xo, yo = obj.get("xoffset", 0) or 0, obj.get("yoffset", 0) or 0
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (xo, yo)):
+        raise StyleError(f"{path}.xoffset", "offsets must be numbers")
+    return float(xo), float(yo)
 
 
 def parse_symbol(obj: Any, path: str) -> Symbol:
@@ -131,8 +214,25 @@ def parse_symbol(obj: Any, path: str) -> Symbol:
                             size=_number(obj, "size", path, 8.0), style=style,
                             angle=float(angle), xoffset=float(xo), yoffset=float(yo),
                             outline=_parse_outline(obj.get("outline"), f"{path}.outline"))
+    if kind in ("esriPMS", "esriPFS"):
+        image, digest = _picture(obj, path)
+        w = _number(obj, "width", path, float(image.shape[1]) * 0.75)
+        h = _number(obj, "height", path, float(image.shape[0]) * 0.75)
+        xo, yo = _offsets(obj, path)
+        if kind == "esriPMS":
+            angle = obj.get("angle", 0) or 0
+            if isinstance(angle, bool) or not isinstance(angle, int | float):
+                raise StyleError(f"{path}.angle", "must be a number")
+            return PictureMarkerSymbol(image=image, width=w, height=h, angle=float(angle),
+                                       xoffset=xo, yoffset=yo, digest=digest)
+        xs, ys = _number(obj, "xscale", path, 1.0), _number(obj, "yscale", path, 1.0)
+        if xs <= 0 or ys <= 0 or w <= 0 or h <= 0:
+            raise StyleError(f"{path}.xscale", "picture fill tiles need a positive size")
+        return PictureFillSymbol(image=image, width=w, height=h, xscale=xs, yscale=ys,
+                                 xoffset=xo, yoffset=yo, digest=digest,
+                                 outline=_parse_outline(obj.get("outline"), f"{path}.outline"))
     raise StyleError(f"{path}.type", f"unsupported symbol type {kind!r} "
-                                     "(supported: esriSFS, esriSLS, esriSMS)")
+                                     "(supported: esriSFS, esriSLS, esriSMS, esriPMS, esriPFS)")
 
 
 def _parse_outline(obj: Any, path: str) -> LineSymbol | None:
@@ -154,6 +254,143 @@ class RendererClass:
 
 
 @dataclass(frozen=True)
+class VisualVariable:
+    """One of a renderer's ``visualVariables``: ``colorInfo``, ``sizeInfo``, ``opacityInfo``
+    or ``rotationInfo`` over ``field`` (divided by ``normalization``), as stops ``values`` ->
+    ``outputs`` (colours, sizes in points or opacities 0..1), linear between stops."""
+
+    type: str
+    field: str
+    normalization: str | None = None
+    values: tuple[float, ...] = ()
+    outputs: tuple = ()
+    rotation_type: str = "geographic"
+    target: str = ""
+
+    def data(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        v = np.asarray(columns[self.field], dtype=float)
+        if self.normalization:
+            with np.errstate(all="ignore"):
+                d = np.asarray(columns[self.normalization], dtype=float)
+                v = np.where(d != 0, v / d, np.nan)
+        return v
+
+    def apply(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Per feature: (n, 4) colours, (n,) sizes, opacities or counter-clockwise degrees;
+        NaN where the value is missing (the symbol's own value applies)."""
+        v = self.data(columns)
+        if self.type == "rotationInfo":
+            cw = (90.0 - v) if self.rotation_type == "arithmetic" else v
+            return -cw
+        xs = np.asarray(self.values)
+        if self.type == "colorInfo":
+            cols = np.asarray(self.outputs, dtype=float)
+            out = np.column_stack([np.interp(v, xs, cols[:, c]) for c in range(4)])
+            out[~np.isfinite(v)] = np.nan
+            return out
+        out = np.interp(v, xs, np.asarray(self.outputs, dtype=float))
+        out[~np.isfinite(v)] = np.nan
+        return out
+
+
+VISUAL_TYPES = ("colorInfo", "sizeInfo", "opacityInfo", "rotationInfo")
+
+
+def _num_value(v: Any, path: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v):
+        raise StyleError(path, "must be a number")
+    return float(v)
+
+
+def parse_visual_variables(value: Any, path: str, resolve: Any) -> tuple[VisualVariable, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        raise StyleError(path, "must be a list")
+    out = []
+    for i, vv in enumerate(value):
+        p = f"{path}[{i}]"
+        if not isinstance(vv, Mapping):
+            raise StyleError(p, "must be an object")
+        kind = vv.get("type")
+        if kind not in VISUAL_TYPES:
+            raise StyleError(f"{p}.type", f"unsupported visual variable {kind!r} "
+                                          f"(one of {', '.join(VISUAL_TYPES)})")
+        if vv.get("valueExpression") and not vv.get("field"):
+            raise StyleError(f"{p}.valueExpression", "Arcade value expressions are not "
+                                                     "supported for visual variables; use field")
+        fname = resolve(vv.get("field"), f"{p}.field")
+        norm = vv.get("normalizationField")
+        norm = resolve(norm, f"{p}.normalizationField") if norm else None
+        if kind == "rotationInfo":
+            rt = vv.get("rotationType", "geographic")
+            if rt not in ("geographic", "arithmetic"):
+                raise StyleError(f"{p}.rotationType", "must be geographic or arithmetic")
+            out.append(VisualVariable(kind, fname, norm, rotation_type=rt))
+            continue
+        key = {"colorInfo": "color", "sizeInfo": "size", "opacityInfo": "opacity"}[kind]
+        stops = vv.get("stops")
+        values: list[float] = []
+        outputs: list = []
+        if stops is not None:
+            if not isinstance(stops, Sequence) or isinstance(stops, str) or not stops:
+                raise StyleError(f"{p}.stops", "must be a non-empty list")
+            for j, st in enumerate(stops):
+                sp = f"{p}.stops[{j}]"
+                if not isinstance(st, Mapping):
+                    raise StyleError(sp, "must be an object")
+                values.append(_num_value(st.get("value"), f"{sp}.value"))
+                outputs.append(_stop_output(kind, st.get(key), f"{sp}.{key}"))
+        elif kind == "colorInfo" and vv.get("colors") is not None:
+            colors = vv["colors"]
+            lo = _num_value(vv.get("minDataValue"), f"{p}.minDataValue")
+            hi = _num_value(vv.get("maxDataValue"), f"{p}.maxDataValue")
+            if not isinstance(colors, list) or len(colors) < 2:
+                raise StyleError(f"{p}.colors", "must list at least two colours")
+            values = list(np.linspace(lo, hi, len(colors)))
+            outputs = [_stop_output(kind, c, f"{p}.colors[{j}]") for j, c in enumerate(colors)]
+        elif kind in ("sizeInfo", "opacityInfo"):
+            lo = _num_value(vv.get("minDataValue"), f"{p}.minDataValue")
+            hi = _num_value(vv.get("maxDataValue"), f"{p}.maxDataValue")
+            a, b = (("minSize", "maxSize") if kind == "sizeInfo"
+                    else ("minOpacity", "maxOpacity"))
+            if kind == "opacityInfo" and vv.get("opacityValues") is not None:
+                ov = vv["opacityValues"]
+                if not isinstance(ov, list) or len(ov) != 2:
+                    raise StyleError(f"{p}.opacityValues", "must be [min, max]")
+                outputs = [_stop_output(kind, ov[0], f"{p}.opacityValues[0]"),
+                           _stop_output(kind, ov[1], f"{p}.opacityValues[1]")]
+            else:
+                outputs = [_stop_output(kind, vv.get(a), f"{p}.{a}"),
+                           _stop_output(kind, vv.get(b), f"{p}.{b}")]
+            values = [lo, hi]
+        else:
+            raise StyleError(f"{p}.stops", "needs stops (or minDataValue/maxDataValue)")
+        if any(b < a for a, b in zip(values, values[1:], strict=False)):
+            raise StyleError(f"{p}.stops", "stop values must be ascending")
+        target = str(vv.get("target") or "")
+        out.append(VisualVariable(kind, fname, norm, tuple(values), tuple(outputs),
+                                  target=target))
+    return tuple(out)
+
+
+def _stop_output(kind: str, v: Any, path: str) -> Any:
+    if kind == "colorInfo":
+        c = parse_color(v, path)
+        if c is None:
+            raise StyleError(path, "needs a colour")
+        return c
+    if isinstance(v, Mapping):
+        raise StyleError(path, "scale-dependent sizes are not supported; give points")
+    x = _num_value(v, path)
+    if kind == "opacityInfo" and not 0 <= x <= 1:
+        raise StyleError(path, "opacity must be between 0 and 1")
+    if x < 0:
+        raise StyleError(path, "must not be negative")
+    return x
+
+
+@dataclass(frozen=True)
 class Renderer:
     """A parsed renderer. ``classes[i]`` is drawn for features whose class index is ``i``;
     ``default`` (if any) is the last entry of :meth:`all_classes`."""
@@ -167,6 +404,17 @@ class Renderer:
     min_value: float = float("-inf")
     unique_values: Mapping[str, int] = field(default_factory=dict)
     source: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    visual: tuple[VisualVariable, ...] = ()
+
+    @property
+    def all_fields(self) -> tuple[str, ...]:
+        """Every field drawing reads: the classification's and the visual variables'."""
+        names = list(self.fields)
+        for vv in self.visual:
+            for f in (vv.field, vv.normalization):
+                if f and f not in names:
+                    names.append(f)
+        return tuple(names)
 
     @property
     def all_classes(self) -> tuple[RendererClass, ...]:
@@ -220,10 +468,21 @@ def parse_renderer(obj: Any, path: str, field_names: Sequence[str]) -> Renderer:
     canon = {f.lower(): f for f in field_names}
 
     def resolve(key: str) -> str:
-        name = obj.get(key)
+        return resolve_name(obj.get(key), f"{path}.{key}")
+
+    def resolve_name(name: Any, where: str) -> str:
         if not isinstance(name, str) or name.lower() not in canon:
-            raise StyleError(f"{path}.{key}", f"unknown field {name!r}")
+            raise StyleError(where, f"unknown field {name!r}")
         return canon[name.lower()]
+
+    renderer = _parse_renderer(obj, path, kind, resolve)
+    visual = parse_visual_variables(obj.get("visualVariables"), f"{path}.visualVariables",
+                                    resolve_name)
+    return dataclasses.replace(renderer, visual=visual) if visual else renderer
+
+
+def _parse_renderer(obj: Mapping, path: str, kind: Any, resolve: Any) -> Renderer:
+    """The renderer itself (without visual variables)."""
 
     def default_class() -> RendererClass | None:
         if obj.get("defaultSymbol") is None:

@@ -24,7 +24,14 @@ from mapserver.geo.grid import Grid
 from mapserver.geo.project import cuts_geometry, points_to_pixels, to_pixel_parts
 from mapserver.render.geometry import feature_paths
 from mapserver.render.labels import placement
-from mapserver.render.style import FillSymbol, LineSymbol, MarkerSymbol, Renderer
+from mapserver.render.style import (
+    FillSymbol,
+    LineSymbol,
+    MarkerSymbol,
+    PictureFillSymbol,
+    PictureMarkerSymbol,
+    Renderer,
+)
 
 HATCHES = {"esriSFSHorizontal": "---", "esriSFSVertical": "|||", "esriSFSCross": "+++",
            "esriSFSDiagonalCross": "xxx", "esriSFSForwardDiagonal": "///",
@@ -65,20 +72,85 @@ def new_axes(grid: Grid, figure: Figure | None = None) -> tuple[Figure, Axes]:
     return fig, ax
 
 
+@dataclass(frozen=True)
+class Visual:
+    """A renderer's visual variables evaluated for the drawn features: per feature colour
+    (n, 4), size or width (points), opacity (0..1) and counter-clockwise rotation (degrees);
+    NaN (or None for a variable the renderer lacks) where the symbol's own value holds."""
+
+    color: np.ndarray | None = None
+    size: np.ndarray | None = None
+    opacity: np.ndarray | None = None
+    rotation: np.ndarray | None = None
+    size_target: str = ""
+
+    @classmethod
+    def of(cls, renderer: Renderer, cols: dict, scale: float = 1.0) -> Visual | None:
+        if not renderer.visual:
+            return None
+        out: dict = {}
+        for vv in renderer.visual:
+            key = {"colorInfo": "color", "sizeInfo": "size", "opacityInfo": "opacity",
+                   "rotationInfo": "rotation"}[vv.type]
+            out[key] = vv.apply(cols)
+            if key == "size":
+                out[key] = out[key] * scale
+                out["size_target"] = vv.target
+        return cls(**out)
+
+    def take(self, which: np.ndarray) -> Visual:
+        return Visual(*(None if a is None else a[which]
+                        for a in (self.color, self.size, self.opacity, self.rotation)),
+                      size_target=self.size_target)
+
+
+def scale_symbol(symbol: object, k: float) -> object:
+    """``symbol`` with every size in points multiplied by ``k`` (``referenceScale``)."""
+    if k == 1.0:
+        return symbol
+    rep = dataclasses.replace
+    if isinstance(symbol, LineSymbol):
+        return rep(symbol, width=symbol.width * k)
+    if isinstance(symbol, FillSymbol | PictureFillSymbol):
+        extra = {"width": symbol.width * k, "height": symbol.height * k} \
+            if isinstance(symbol, PictureFillSymbol) else {}
+        return rep(symbol, outline=scale_symbol(symbol.outline, k)
+                   if symbol.outline is not None else None, **extra)
+    if isinstance(symbol, MarkerSymbol):
+        return rep(symbol, size=symbol.size * k, xoffset=symbol.xoffset * k,
+                   yoffset=symbol.yoffset * k, outline=scale_symbol(symbol.outline, k)
+                   if symbol.outline is not None else None)
+    if isinstance(symbol, PictureMarkerSymbol):
+        return rep(symbol, width=symbol.width * k, height=symbol.height * k,
+                   xoffset=symbol.xoffset * k, yoffset=symbol.yoffset * k)
+    return symbol
+
+
+def symbol_scale_for(layer: Layer, grid: Grid) -> float:
+    """``referenceScale``: symbols drawn at referenceScale / scale of their size when the
+    layer scales its symbols (``scaleSymbols``), else 1."""
+    ref = getattr(layer, "reference_scale", 0.0)
+    if not ref or not getattr(layer, "scale_symbols", True) or not grid.scale > 0:
+        return 1.0
+    return float(ref / grid.scale)
+
+
 def draw_features(ax: Axes, layer: Layer, idx: np.ndarray, grid: Grid,
                   renderer: Renderer | None = None, alpha: float = 1.0,
                   datum: tuple = ()) -> None:
     """Draw the features ``idx`` of a vector layer onto ``ax`` (geometry reaches the grid
     through :mod:`mapserver.geo.project`, with the request's datum transformations)."""
+    symbol_scale = symbol_scale_for(layer, grid)
     table = layer.table
     assert table is not None
     renderer = renderer or layer.renderer
     assert renderer is not None
     if len(idx) == 0:
         return
-    cols = {f: table.columns[f][idx] for f in renderer.fields}
+    cols = {f: table.columns[f][idx] for f in renderer.all_fields}
     classes = renderer.classify(cols, len(idx))
     all_classes = renderer.all_classes
+    vis = Visual.of(renderer, cols, symbol_scale)
     geoms = table.geometry[idx]
     gtype = table.geometry_type
     if gtype == "esriGeometryPoint" or gtype == "esriGeometryMultipoint":
@@ -87,8 +159,15 @@ def draw_features(ax: Axes, layer: Layer, idx: np.ndarray, grid: Grid,
                   & (pix[:, 1] < grid.height + 64))
         for ci, cls in enumerate(all_classes):
             sel = inside & (classes[owner] == ci)
-            if sel.any() and isinstance(cls.symbol, MarkerSymbol):
-                _draw_markers(ax, pix[sel], cls.symbol, grid, alpha)
+            if not sel.any():
+                continue
+            sub = vis.take(owner[sel]) if vis is not None else None
+            if isinstance(cls.symbol, MarkerSymbol):
+                _draw_markers(ax, pix[sel], scale_symbol(cls.symbol, symbol_scale), grid,
+                              alpha, sub)
+            elif isinstance(cls.symbol, PictureMarkerSymbol):
+                _draw_pictures(ax, pix[sel], scale_symbol(cls.symbol, symbol_scale), grid,
+                               alpha, sub)
         return
     closed = gtype == "esriGeometryPolygon"
     parts, owner = to_pixel_parts(geoms, table.sr, grid, datum)
@@ -101,8 +180,10 @@ def draw_features(ax: Axes, layer: Layer, idx: np.ndarray, grid: Grid,
     for ci, cls in enumerate(all_classes):
         which = [i for i in np.flatnonzero(classes == ci) if len(paths[i].vertices)]
         if which:
-            _draw_paths(ax, [paths[i] for i in which], cls.symbol, closed, alpha,
-                        [outlines[i] for i in which] if outlines is not None else None)
+            _draw_paths(ax, [paths[i] for i in which], scale_symbol(cls.symbol, symbol_scale),
+                        closed, alpha,
+                        [outlines[i] for i in which] if outlines is not None else None,
+                        vis.take(np.asarray(which)) if vis is not None else None, grid)
 
 
 def _rgba(color: tuple | None, alpha: float) -> tuple:
@@ -111,15 +192,49 @@ def _rgba(color: tuple | None, alpha: float) -> tuple:
     return (color[0], color[1], color[2], color[3] * alpha)
 
 
+def _per_item(base: tuple, alpha: float, vis: Visual | None, use_color: bool = True):
+    """A collection's colours: the symbol's, or per item from the visual variables."""
+    if vis is None or (vis.opacity is None and (vis.color is None or not use_color)):
+        return base
+    n = len(next(a for a in (vis.color, vis.opacity) if a is not None))
+    out = np.tile(np.asarray(base, dtype=float), (n, 1))
+    if use_color and vis.color is not None and base != NONE:
+        ok = np.isfinite(vis.color[:, 0])
+        out[ok] = vis.color[ok]
+        out[ok, 3] *= alpha
+    if vis.opacity is not None:
+        ok = np.isfinite(vis.opacity)
+        out[ok, 3] *= vis.opacity[ok]
+    return out
+
+
+def _widths(width: float, vis: Visual | None, applies: bool):
+    if vis is None or vis.size is None or not applies:
+        return width
+    return np.where(np.isfinite(vis.size), vis.size, width)
+
+
 def _draw_paths(ax: Axes, paths: list[Path], symbol: object, closed: bool, alpha: float,
-               outlines: list[Path] | None = None) -> None:
+               outlines: list[Path] | None = None, vis: Visual | None = None,
+               grid: Grid | None = None) -> None:
     """One class's paths. ``outlines``: the polygons' boundaries as lines, stroked instead of
-    the fill paths' edges (which include the cuts the projection made)."""
+    the fill paths' edges (which include the cuts the projection made). ``vis``: per path
+    visual-variable values."""
+    if isinstance(symbol, PictureFillSymbol) and closed:
+        if grid is not None:
+            _draw_picture_fill(ax, paths, symbol, grid, alpha)
+        if symbol.outline is not None and symbol.outline.visible:
+            _draw_paths(ax, outlines if outlines is not None else paths, symbol.outline,
+                        False, alpha, None, vis)
+        return
     if isinstance(symbol, FillSymbol) and closed and outlines is not None:
         fill_only = dataclasses.replace(symbol, outline=None)
-        _draw_paths(ax, paths, fill_only, True, alpha)
+        _draw_paths(ax, paths, fill_only, True, alpha, None, vis)
         if symbol.outline is not None and symbol.outline.visible:
-            _draw_paths(ax, outlines, symbol.outline, False, alpha)
+            outline_vis = dataclasses.replace(vis, color=None) if vis is not None else None
+            _draw_paths(ax, outlines, symbol.outline, False, alpha, None,
+                        outline_vis if vis is None or vis.size_target == "outline"
+                        else dataclasses.replace(outline_vis, size=None))
         return
     if isinstance(symbol, FillSymbol) and closed:
         face = symbol.color if symbol.style not in ("esriSFSNull", "esriSFSHollow") else None
@@ -127,14 +242,16 @@ def _draw_paths(ax: Axes, paths: list[Path], symbol: object, closed: bool, alpha
         line = symbol.outline
         edge = _rgba(line.color, alpha) if line is not None and line.visible else NONE
         width = line.width if line is not None and line.visible else 0.0
+        edge = _per_item(edge, alpha, vis, use_color=False) if edge != NONE else edge
+        width = _widths(width, vis, vis is not None and vis.size_target == "outline")
         if hatch:
             # hatch lines take the symbol colour; the face stays empty as in ArcGIS
             coll = PathCollection(paths, facecolors=NONE, edgecolors=_rgba(face, alpha),
                                   linewidths=0.0, hatch=hatch)
             ax.add_collection(coll, autolim=False)
             face = None
-        coll = PathCollection(paths, facecolors=_rgba(face, alpha), edgecolors=edge,
-                              linewidths=width,
+        coll = PathCollection(paths, facecolors=_per_item(_rgba(face, alpha), alpha, vis),
+                              edgecolors=edge, linewidths=width,
                               linestyles=DASHES.get(line.style if line else "", "solid"),
                               antialiaseds=True)
         coll.set_joinstyle("round")
@@ -143,18 +260,28 @@ def _draw_paths(ax: Axes, paths: list[Path], symbol: object, closed: bool, alpha
     line = symbol if isinstance(symbol, LineSymbol) else getattr(symbol, "outline", None)
     if line is None or not line.visible:
         return
-    coll = PathCollection(paths, facecolors=NONE, edgecolors=_rgba(line.color, alpha),
-                          linewidths=line.width, linestyles=DASHES.get(line.style, "solid"))
+    coll = PathCollection(paths, facecolors=NONE,
+                          edgecolors=_per_item(_rgba(line.color, alpha), alpha, vis),
+                          linewidths=_widths(line.width, vis, True),
+                          linestyles=DASHES.get(line.style, "solid"))
     coll.set_capstyle("round")
     coll.set_joinstyle("round")
     ax.add_collection(coll, autolim=False)
 
 
 def _draw_markers(ax: Axes, pix: np.ndarray, sym: MarkerSymbol, grid: Grid,
-                  alpha: float) -> None:
+                  alpha: float, vis: Visual | None = None) -> None:
     """One marker centred exactly on each (col, row) of ``pix``, ``size`` points (size x dpi / 72
     pixels) across. Pixel (c, r) spans [c, c + 1) x [r, r + 1): (10.5, 20.5) is the centre of
-    pixel (10, 20)."""
+    pixel (10, 20). ``vis``: per marker colour, size, opacity and rotation."""
+    if vis is not None and vis.rotation is not None:
+        turn = np.where(np.isfinite(vis.rotation), vis.rotation, 0.0)
+        turn = np.round(turn % 360.0, 1)
+        for a in np.unique(turn):
+            sel = turn == a
+            _draw_markers(ax, pix[sel], dataclasses.replace(sym, angle=sym.angle + float(a)),
+                          grid, alpha, dataclasses.replace(vis.take(sel), rotation=None))
+        return
     marker = MarkerStyle(MARKERS[sym.style])
     if sym.angle:
         marker = marker.rotated(deg=sym.angle)
@@ -164,12 +291,78 @@ def _draw_markers(ax: Axes, pix: np.ndarray, sym: MarkerSymbol, grid: Grid,
     outline = sym.outline
     edge = _rgba(outline.color, alpha) if outline is not None and outline.visible else NONE
     width = outline.width if outline is not None and outline.visible else 0.0
-    face = _rgba(sym.color, alpha)
+    face = _per_item(_rgba(sym.color, alpha), alpha, vis)
+    edge = _per_item(edge, alpha, vis, use_color=False) if edge != NONE else edge
     if sym.style in ("esriSMSCross", "esriSMSX"):  # line-only markers take the symbol colour
         edge, width = face, max(width, 1.0)
-    ax.scatter(pix[:, 0], pix[:, 1], s=sym.size ** 2, marker=marker, c=[face],
-               edgecolors=[edge], linewidths=width, plotnonfinite=False,
-               snap=False, antialiaseds=EXACT_MARKERS)
+    sizes = _widths(sym.size, vis, True)
+    ax.scatter(pix[:, 0], pix[:, 1], s=np.square(sizes), marker=marker,
+               c=face if isinstance(face, np.ndarray) else [face],
+               edgecolors=edge if isinstance(edge, np.ndarray) else [edge], linewidths=width,
+               plotnonfinite=False, snap=False, antialiaseds=EXACT_MARKERS)
+
+
+def _draw_pictures(ax: Axes, pix: np.ndarray, sym: PictureMarkerSymbol, grid: Grid,
+                   alpha: float, vis: Visual | None = None) -> None:
+    """esriPMS: the picture, ``width x height`` points, centred on each point (plus the
+    offsets), turned by its angle (and rotationInfo)."""
+    from matplotlib.transforms import Affine2D
+
+    k = grid.dpi / 72.0
+    img = sym.image
+    for i, (x, y) in enumerate(pix):
+        w, h = sym.width * k, sym.height * k
+        if vis is not None and vis.size is not None and np.isfinite(vis.size[i]):
+            f = vis.size[i] / max(sym.width, sym.height, 1e-9)
+            w, h = w * f, h * f
+        cx, cy = x + sym.xoffset * k, y - sym.yoffset * k
+        a = alpha
+        if vis is not None and vis.opacity is not None and np.isfinite(vis.opacity[i]):
+            a *= float(vis.opacity[i])
+        angle = sym.angle
+        if vis is not None and vis.rotation is not None and np.isfinite(vis.rotation[i]):
+            angle += float(vis.rotation[i])
+        im = ax.imshow(img, extent=(cx - w / 2, cx + w / 2, cy + h / 2, cy - h / 2),
+                       interpolation="bilinear" if w < img.shape[1] else "nearest",
+                       alpha=a if a < 1 else None, resample=True)
+        if angle:
+            # counter-clockwise on screen: the axes' y runs down, so clockwise in data units
+            im.set_transform(Affine2D().rotate_deg_around(cx, cy, -angle) + ax.transData)
+    ax.set_xlim(0, grid.width)
+    ax.set_ylim(grid.height, 0)
+
+
+def _draw_picture_fill(ax: Axes, paths: list[Path], sym: PictureFillSymbol, grid: Grid,
+                       alpha: float) -> None:
+    """esriPFS: the picture tiled from the image's top-left corner (plus the offsets), each tile
+    ``width x xscale`` by ``height x yscale`` points, clipped to the polygons."""
+    from matplotlib.transforms import Bbox
+    from PIL import Image
+
+    paths = [p for p in paths if len(p.vertices)]
+    if not paths:
+        return
+    compound = Path.make_compound_path(*paths)
+    bb = Bbox.intersection(compound.get_extents(), Bbox.from_bounds(0, 0, grid.width,
+                                                                     grid.height))
+    if bb is None or bb.width <= 0 or bb.height <= 0:
+        return
+    k = grid.dpi / 72.0
+    tw = max(1, int(round(sym.width * sym.xscale * k)))
+    th = max(1, int(round(sym.height * sym.yscale * k)))
+    tile = np.asarray(Image.fromarray(sym.image).resize((tw, th), Image.Resampling.BILINEAR))
+    x0 = int(np.floor(bb.x0)) - 1
+    y0 = int(np.floor(bb.y0)) - 1
+    x1, y1 = int(np.ceil(bb.x1)) + 1, int(np.ceil(bb.y1)) + 1
+    ox, oy = int(round(sym.xoffset * k)), int(round(-sym.yoffset * k))
+    cols = (np.arange(x0, x1) - ox) % tw
+    rows = (np.arange(y0, y1) - oy) % th
+    tiled = tile[rows[:, None], cols[None, :]]
+    im = ax.imshow(tiled, extent=(x0, x1, y1, y0), interpolation="nearest",
+                   alpha=alpha if alpha < 1 else None, resample=False)
+    im.set_clip_path(compound, ax.transData)
+    ax.set_xlim(0, grid.width)
+    ax.set_ylim(grid.height, 0)
 
 
 # ``antialiaseds`` for marker collections: two identical flags. matplotlib draws a collection of
@@ -338,7 +531,17 @@ def draw_symbol(ax: Axes, symbol: object, grid: Grid, alpha: float = 1.0) -> Non
     if isinstance(symbol, MarkerSymbol):
         _draw_markers(ax, np.array([[w / 2.0, h / 2.0]]), symbol, grid, alpha)
         return
+    if isinstance(symbol, PictureMarkerSymbol):
+        _draw_pictures(ax, np.array([[w / 2.0, h / 2.0]]), symbol, grid, alpha)
+        return
     k = grid.dpi / 72.0
+    if isinstance(symbol, PictureFillSymbol):
+        line = symbol.outline
+        inset = max(1.0, (line.width * k / 2.0) if line is not None and line.visible else 0.0)
+        rect = Path([(inset, inset), (w - inset, inset), (w - inset, h - inset),
+                     (inset, h - inset), (inset, inset)], closed=True)
+        _draw_paths(ax, [rect], symbol, True, alpha, grid=grid)
+        return
     if isinstance(symbol, FillSymbol):
         line = symbol.outline
         inset = max(1.0, (line.width * k / 2.0) if line is not None and line.visible else 0.0)
