@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from mapserver.catalog.model import Catalog, Layer, Service
 from mapserver.encode.image import SUPPORTED_IMAGE_FORMAT_TYPES
+from mapserver.features.query import layer_has_z
 
 CURRENT_VERSION = 11.1
 FULL_VERSION = "11.1.0"
@@ -142,19 +143,21 @@ def layer_json(service: Service, layer: Layer) -> dict:
         "maxRecordCount": service.max_record_count,
         "supportsStatistics": layer.kind == "feature",
         "supportsAdvancedQueries": layer.kind == "feature",
-        "supportedQueryFormats": "JSON, geoJSON",
+        "supportedQueryFormats": "JSON, geoJSON, PBF" if layer.table is not None
+        else "JSON, geoJSON",
         "isDataVersioned": False,
         "ownershipBasedAccessControlForFeatures": {"allowOthersToQuery": True},
         "useStandardizedQueries": True,
         "advancedQueryCapabilities": {
             "useStandardizedQueries": True, "supportsStatistics": True,
-            "supportsHavingClause": False, "supportsOrderBy": True, "supportsDistinct": True,
+            "supportsHavingClause": True, "supportsOrderBy": True, "supportsDistinct": True,
+            "supportsPercentileStatistics": True,
             "supportsCountDistinct": False, "supportsPagination": True,
             "supportsTrueCurve": False, "supportsReturningQueryExtent": True,
             "supportsQueryWithDistance": True, "supportsSqlExpression": False},
         "supportsDatumTransformation": True,
         "dateFieldsTimeReference": {"timeZone": "UTC", "respectsDaylightSaving": False},
-        "supportsCoordinatesQuantization": False,
+        "supportsCoordinatesQuantization": layer.table is not None,
         "supportsDynamicLegends": True,
         "definitionExpression": layer.definition_expression,
         "drawingInfo": None,
@@ -166,6 +169,8 @@ def layer_json(service: Service, layer: Layer) -> dict:
             if fj["name"] in domains:
                 fj["domain"] = domains[fj["name"]]
         out["objectIdField"] = layer.table.oid_field
+        out["hasZ"] = layer_has_z(layer)
+        out["hasM"] = False
         out["geometryField"] = {"name": "Shape", "type": "esriFieldTypeGeometry",
                                 "alias": "Shape"}
         out["drawingInfo"] = {"renderer": layer.renderer.to_json() if layer.renderer else None,

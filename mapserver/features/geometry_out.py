@@ -34,31 +34,38 @@ def generalize(geoms: np.ndarray, max_offset: float | None) -> np.ndarray:
     return shapely.simplify(geoms, max_offset, preserve_topology=True)
 
 
-def _pts(coords: np.ndarray, precision: int | None) -> list[list[float]]:
-    arr = np.asarray(coords, dtype=float)[:, :2]
+def _pts(coords: np.ndarray, precision: int | None, dims: int = 2) -> list[list[float]]:
+    arr = np.asarray(coords, dtype=float)
+    arr = arr[:, :dims] if arr.shape[1] >= dims else arr[:, :2]
     if precision is not None:
         arr = np.round(arr, precision)
     return arr.tolist()
 
 
-def to_esri(geom: shapely.Geometry | None, precision: int | None = None) -> dict | None:
-    """Esri JSON (without spatialReference); polygon shells clockwise, holes counter-clockwise."""
+def to_esri(geom: shapely.Geometry | None, precision: int | None = None,
+            z: bool = False) -> dict | None:
+    """Esri JSON (without spatialReference); polygon shells clockwise, holes counter-clockwise.
+    ``z``: keep the third coordinate where the geometry has one (``returnZ``)."""
     if geom is None:
         return None
     gtype = geom.geom_type
+    dims = 3 if z and shapely.has_z(geom) else 2
     if gtype == "Point":
         if geom.is_empty:
             return {"x": None, "y": None}
         x, y = geom.x, geom.y
         if precision is not None:
             x, y = round(x, precision), round(y, precision)
+        if dims == 3:
+            return {"x": x, "y": y, "z": geom.z}
         return {"x": x, "y": y}
     if gtype == "MultiPoint":
-        return {"points": _pts(shapely.get_coordinates(geom), precision)}
+        return {"points": _pts(shapely.get_coordinates(geom, include_z=dims == 3), precision,
+                               dims)}
     if gtype in ("LineString", "MultiLineString", "LinearRing"):
         parts = shapely.get_parts(geom)
-        return {"paths": [_pts(shapely.get_coordinates(p), precision) for p in parts
-                          if not p.is_empty]}
+        return {"paths": [_pts(shapely.get_coordinates(p, include_z=dims == 3), precision, dims)
+                          for p in parts if not p.is_empty]}
     if gtype in ("Polygon", "MultiPolygon"):
         rings = []
         for poly in shapely.get_parts(geom):
@@ -67,16 +74,16 @@ def to_esri(geom: shapely.Geometry | None, precision: int | None = None) -> dict
             shell = np.asarray(poly.exterior.coords)
             if shapely.is_ccw(poly.exterior):
                 shell = shell[::-1]
-            rings.append(_pts(shell, precision))
+            rings.append(_pts(shell, precision, dims))
             for hole in poly.interiors:
                 c = np.asarray(hole.coords)
                 if not shapely.is_ccw(hole):
                     c = c[::-1]
-                rings.append(_pts(c, precision))
+                rings.append(_pts(c, precision, dims))
         return {"rings": rings}
     if gtype == "GeometryCollection":  # e.g. make_valid output: keep the areal parts
         polys = [g for g in shapely.get_parts(geom) if g.geom_type in ("Polygon", "MultiPolygon")]
-        return to_esri(shapely.union_all(polys), precision) if polys else {"rings": []}
+        return to_esri(shapely.union_all(polys), precision, z) if polys else {"rings": []}
     return None
 
 

@@ -28,6 +28,12 @@ from mapserver.features.common import (
 from mapserver.features.geometry_in import parse_geometry, parse_geometry_type
 from mapserver.features.geometry_out import envelope_json, generalize, project, to_esri, to_geojson
 from mapserver.features.ordering import page, parse_order_by, sort_rows
+from mapserver.features.quantize import (
+    Quantization,
+    make_transform,
+    parse_quantization,
+    to_esri_quantized,
+)
 from mapserver.features.relations import (
     buffer_metric,
     parse_relation_param,
@@ -39,11 +45,11 @@ from mapserver.params.common import Params, parse_f, parse_json
 from mapserver.params.filters import DECLARED_PARAMS, MapFilters, parse_time
 from mapserver.select.features import SpatialFilter, select_features
 from mapserver.select.plan import layer_filter, resolve_map
-from mapserver.sources.features import Field
+from mapserver.sources.features import FeatureTable, Field
 from mapserver.where import compile_clause
 
 MESSAGE = "Cannot perform query. Invalid query parameters."
-FORMATS = ("html", "json", "pjson", "geojson")
+FORMATS = ("html", "json", "pjson", "geojson", "pbf")
 FILTER_PARAMS = ("where", "objectIds", "text", "geometry", "time", "outStatistics")
 
 
@@ -71,6 +77,12 @@ class QueryRequest:
     group_by: tuple[Field, ...] = ()
     # historicMoment, gdbVersion, rangeValues and parameterValues as the map's parameters
     declared: tuple[tuple[str, str], ...] = ()
+    quantization: Quantization | None = None
+    return_z: bool = False
+    return_m: bool = False
+    having: stats_mod.Having | None = None
+    # the planner's map filters (dynamicLayers for ``…/MapServer/dynamicLayer/query``)
+    dynamic_layers: tuple = ()
 
 
 def check_queryable(layer: Layer) -> None:
@@ -145,7 +157,11 @@ def parse_query(params: Params, service: Service, layer: Layer) -> QueryRequest:
         distinct=opt_bool(params, "returnDistinctValues", False, MESSAGE),
         order_by=tuple(order_by), offset=opt_int(params, "resultOffset", MESSAGE) or 0,
         record_count=opt_int(params, "resultRecordCount", MESSAGE, 1),
-        statistics=tuple(statistics), group_by=tuple(group_by))
+        statistics=tuple(statistics), group_by=tuple(group_by),
+        quantization=parse_quantization(params.raw("quantizationParameters"), MESSAGE),
+        return_z=opt_bool(params, "returnZ", False, MESSAGE),
+        return_m=opt_bool(params, "returnM", False, MESSAGE),
+        having=_having(params, table, statistics, group_by))
 
 
 def _declared(params: Params, layer: Layer) -> tuple[tuple[str, str], ...]:
@@ -174,10 +190,28 @@ def _json_text(value: str | None, name: str) -> str:
 
 
 def _text_clause(layer: Layer, text: str | None) -> str | None:
-    """``text``: LIKE '%text%' on the display field, through the one where engine."""
+    """``text``: LIKE '%text%' on the display field, through the one where engine; case
+    insensitive as ArcGIS is (UPPER on both sides for a string field)."""
     if text is None or not layer.display_field:
         return None
-    return f"{layer.display_field} LIKE '%{text.replace(chr(39), chr(39) * 2)}%'"
+    quoted = text.replace(chr(39), chr(39) * 2)
+    field = '"' + layer.display_field.replace('"', '""') + '"'
+    table = layer.table
+    ftype = next((f.type for f in table.fields if f.name == layer.display_field), None) \
+        if table is not None else None
+    if ftype == "esriFieldTypeString":
+        return f"UPPER({field}) LIKE '%{quoted.upper()}%'"
+    return f"{field} LIKE '%{quoted}%'"
+
+
+def _having(params: Params, table: FeatureTable, statistics: list[stats_mod.Statistic],
+            group_by: list[Field]) -> stats_mod.Having | None:
+    raw = params.raw("having")
+    if raw is None or not raw.strip():
+        return None
+    if not statistics:
+        raise InvalidParameter(MESSAGE, ["'having' needs 'outStatistics'"])
+    return stats_mod.parse_having(table, raw, group_by, MESSAGE)
 
 
 def select(service: Service, layer: Layer, req: QueryRequest) -> tuple[Layer, np.ndarray]:
@@ -235,7 +269,20 @@ def run_query(service: Service, layer: Layer, req: QueryRequest) -> dict:
     idx = idx[window]
     geoms = None
     if req.return_geometry:
-        geoms = generalize(project(table.geometry[idx], table.sr, req.out_sr), req.max_offset)
+        geoms = project(table.geometry[idx], table.sr, req.out_sr)
+    transform = None
+    quantized = geoms is not None and req.f != "geojson" and (
+        req.quantization is not None or req.f == "pbf")
+    if quantized:
+        transform = make_transform(req.quantization, geoms, req.out_sr)
+        view = (req.quantization or Quantization()).mode == "view"
+        if view:  # generalise to the grid: nothing finer than the tolerance survives
+            geoms = generalize(geoms, max(req.max_offset or 0.0, transform.scale))
+        else:
+            geoms = generalize(geoms, req.max_offset)
+    elif geoms is not None:
+        geoms = generalize(geoms, req.max_offset)
+    with_z = req.return_z and layer_has_z(layer)
     if req.f == "geojson":
         feats = []
         for k, i in enumerate(idx.tolist()):
@@ -250,19 +297,34 @@ def run_query(service: Service, layer: Layer, req: QueryRequest) -> dict:
     features = []
     for k, i in enumerate(idx.tolist()):
         feat: dict = {"attributes": raw_attributes(table, req.out_fields, i)}
-        if geoms is not None:
-            feat["geometry"] = to_esri(geoms[k], req.precision)
+        if transform is not None:
+            qgeom = to_esri_quantized(geoms[k], transform, view)
+            if qgeom is not None:
+                feat["geometry"] = qgeom
+        elif geoms is not None:
+            feat["geometry"] = to_esri(geoms[k], req.precision, with_z)
         features.append(feat)
     body = {"displayFieldName": layer.display_field or "",
             "fieldAliases": {f.name: f.alias for f in req.out_fields}}
     if req.return_geometry:
         body["geometryType"] = table.geometry_type
         body["spatialReference"] = req.out_sr.to_json()
+        if with_z:
+            body["hasZ"] = True
+        if transform is not None:
+            body["transform"] = transform.to_json()
     body["fields"] = [f.to_json() for f in req.out_fields]
     body["features"] = features
     if exceeded:
         body["exceededTransferLimit"] = True
     return body
+
+
+def layer_has_z(layer: Layer) -> bool:
+    """Whether the layer's geometries carry z values (``hasZ`` in the layer JSON)."""
+    table = layer.table
+    return table is not None and bool(len(table.geometry)) and bool(
+        shapely.has_z(table.geometry).any())
 
 
 def _extent(layer: Layer, idx: np.ndarray, sr: SpatialRef) -> dict:
@@ -298,7 +360,7 @@ def _distinct_body(layer: Layer, idx: np.ndarray, req: QueryRequest, count: int)
 def _statistics_body(layer: Layer, idx: np.ndarray, req: QueryRequest, count: int) -> dict:
     table = layer.table
     assert table is not None
-    rows = stats_mod.compute(table, idx, req.statistics, req.group_by)
+    rows = stats_mod.compute(table, idx, req.statistics, req.group_by, req.having)
     if req.order_by:
         keys = [([r.get(name) for r in rows], desc) for name, desc in req.order_by]
         rows = [rows[k] for k in sort_rows(range(len(rows)), keys)]

@@ -6,6 +6,7 @@ from flask import Response
 
 from mapserver.catalog.model import Layer
 from mapserver.errors import MapServerError
+from mapserver.features import pbf
 from mapserver.features.query import FILTER_PARAMS, FORMATS, check_queryable, parse_query, run_query
 from mapserver.params.common import parse_f
 from mapserver.rest.context import Ctx, layer_op
@@ -16,7 +17,8 @@ QUERY_FIELDS = tuple((
     "where text objectIds time geometry geometryType inSR spatialRel relationParam distance "
     "units outFields returnGeometry maxAllowableOffset geometryPrecision outSR returnIdsOnly "
     "returnCountOnly returnExtentOnly orderByFields groupByFieldsForStatistics outStatistics "
-    "returnDistinctValues resultOffset resultRecordCount"
+    "returnDistinctValues resultOffset resultRecordCount having quantizationParameters "
+    "returnZ returnM"
 ).split())
 
 
@@ -30,6 +32,15 @@ def query(ctx: Ctx, layer: Layer, rest: list[str]) -> Response:
         return operation_form(ctx, "Query", QUERY_FIELDS, layer=layer)
     req = parse_query(ctx.params, ctx.service, layer)
     body = run_query(ctx.service, layer, req)
+    if req.f == "pbf":
+        return pbf_response(body, layer)
     if req.f == "html":
         return operation_form(ctx, "Query", QUERY_FIELDS, result=body, layer=layer)
     return json_response(body, ctx.params, "json" if req.f == "geojson" else req.f)
+
+
+def pbf_response(body: dict, layer: Layer) -> Response:
+    """``f=pbf``: Esri's FeatureCollectionPBuffer (features/pbf.py); the SDK reads it as
+    ``application/x-protobuf``."""
+    oid = layer.table.oid_field if layer.table is not None else None
+    return Response(pbf.encode(body, oid), mimetype="application/x-protobuf")

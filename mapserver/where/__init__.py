@@ -19,6 +19,7 @@ from mapserver.where.expression import (
     WhereExpression,
     combine_and,
     compile_clause,
+    compile_having,
     compile_where,
 )
 
@@ -31,5 +32,6 @@ __all__ = [
     "WhereExpression",
     "combine_and",
     "compile_clause",
+    "compile_having",
     "compile_where",
 ]

@@ -218,6 +218,18 @@ class Checker:
             needle = self.string(args[0], name)
             hay = self.string(args[1], name)
             return Func(name, (needle, hay), VType.INTEGER)
+        if name == "EXTRACT":
+            part = args[0]
+            date = args[1]
+            if date.vtype is VType.NULL:
+                date = _null(VType.DATE)
+            if date.vtype is not VType.DATE:
+                raise fail(f"EXTRACT needs a date, not a {date.vtype.label}")
+            assert isinstance(part, Literal)
+            return Func(name, (part, date),
+                        VType.FLOAT if part.value == "SECOND" else VType.INTEGER)
+        if name == "COALESCE":
+            return self.coalesce(args)
         if name == "SUBSTRING":
             src = self.string(args[0], name)
             rest = [_coerce_null(self.numeric(a, name), VType.INTEGER) for a in args[1:]]
@@ -234,6 +246,25 @@ class Checker:
         else:  # ABS
             vtype = nums[0].vtype if nums[0].vtype.is_numeric else VType.FLOAT
         return Func(name, tuple(_coerce_null(a, vtype) for a in nums), vtype)
+
+
+    def coalesce(self, args: list[Node]) -> Node:
+        """``COALESCE(a, b, …)``: all numbers, all strings or all dates (NULLs fit anything)."""
+        kinds = [a.vtype for a in args if a.vtype is not VType.NULL]
+        if any(k is VType.BOOLEAN for k in kinds):
+            raise fail("COALESCE cannot take a condition")
+        if not kinds:
+            return _null(VType.FLOAT)
+        if all(k.is_numeric for k in kinds):
+            vtype = VType.INTEGER if all(k is VType.INTEGER for k in kinds) else VType.FLOAT
+        elif all(k is kinds[0] for k in kinds):
+            vtype = kinds[0]
+        elif all(k in (VType.DATE, VType.STRING) for k in kinds):
+            vtype = VType.DATE
+            args = [_date_from_string(a) if a.vtype is VType.STRING else a for a in args]
+        else:
+            raise fail("COALESCE arguments must all be numbers, strings or dates")
+        return Func("COALESCE", tuple(_coerce_null(a, vtype) for a in args), vtype)
 
 
 _CAST_VTYPES = {

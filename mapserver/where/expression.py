@@ -9,17 +9,22 @@ engine.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from mapserver.errors import WhereClauseError
-from mapserver.where.ast import And, Node, depth_and_size
+from mapserver.where.ast import And, Func, Node, depth_and_size
+from mapserver.where.ast import Field as FieldNode
 from mapserver.where.check import Checker, field_lookup
 from mapserver.where.common import MAX_AST_DEPTH, MAX_AST_NODES, MAX_CLAUSE_LENGTH, fail
 from mapserver.where.evaluate import Evaluator
-from mapserver.where.parser import parse
+from mapserver.where.parser import AGGREGATES, parse
+
+NUMERIC_TYPES = ("esriFieldTypeSmallInteger", "esriFieldTypeInteger", "esriFieldTypeSingle",
+                 "esriFieldTypeDouble", "esriFieldTypeOID")
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,68 @@ def compile_where(text: str | None, fields: Sequence[FieldInfo]) -> WhereExpress
     checker = Checker(field_lookup([(f.name, f.type) for f in fields]))
     typed = checker.check_condition(tree)
     return WhereExpression(text, frozenset(checker.fields_used), typed)
+
+
+def compile_having(text: str, group_fields: Sequence[FieldInfo],
+                   fields: Sequence[FieldInfo]
+                   ) -> tuple[WhereExpression, tuple[tuple[str, str, str], ...]]:
+    """A ``having`` clause: a condition over aggregate calls (``SUM(pop_est) > 1e9``).
+
+    Each aggregate call over one of ``fields`` becomes a column ``__having_<k>`` (COUNT:
+    INTEGER; MIN / MAX: the field's type; otherwise DOUBLE); a bare field must be one of
+    ``group_fields``. The caller supplies those columns, one row per group. Returns the
+    compiled clause and ``(column, aggregate, field)`` for each distinct call.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise fail("Having clause is empty")
+    if len(text) > MAX_CLAUSE_LENGTH:
+        raise fail(f"Having clause is too long ({len(text)} characters)")
+    tree = parse(text, aggregates=True)
+    depth, size = depth_and_size(tree)
+    if depth > MAX_AST_DEPTH or size > MAX_AST_NODES:
+        raise fail("Having clause is too complex")
+    grouped = {f.name.upper() for f in group_fields}
+    by_upper = {f.name.upper(): f for f in fields}
+    calls: dict[tuple[str, str], str] = {}
+    infos: list[FieldInfo] = list(group_fields)
+
+    def replace(node: Node) -> Node:
+        if isinstance(node, Func) and node.name in AGGREGATES:
+            arg = node.args[0]
+            assert isinstance(arg, FieldNode)
+            f = by_upper.get(arg.name.upper())
+            if f is None:
+                raise fail(f"Unknown field '{arg.name}' in having clause")
+            key = (node.name, f.name)
+            if key not in calls:
+                calls[key] = col = f"__having_{len(calls)}"
+                if node.name == "COUNT":
+                    ftype = "esriFieldTypeInteger"
+                elif node.name in ("MIN", "MAX"):
+                    ftype = f.type
+                elif f.type in NUMERIC_TYPES:
+                    ftype = "esriFieldTypeDouble"
+                else:
+                    raise fail(f"{node.name} needs a numeric field, not '{f.name}'")
+                infos.append(FieldInfo(col, ftype))
+            return FieldNode(calls[key])
+        if isinstance(node, FieldNode) and node.name.upper() not in grouped:
+            raise fail(f"Field '{node.name}' in having clause is neither aggregated nor a "
+                       "groupByFieldsForStatistics field")
+        changes: dict[str, object] = {}
+        for fd in dataclasses.fields(node):  # type: ignore[arg-type]
+            v = getattr(node, fd.name)
+            if isinstance(v, Node):
+                changes[fd.name] = replace(v)
+            elif isinstance(v, tuple) and v and all(isinstance(x, Node) for x in v):
+                changes[fd.name] = tuple(replace(x) for x in v)
+        return dataclasses.replace(node, **changes) if changes else node  # type: ignore[arg-type]
+
+    tree = replace(tree)
+    checker = Checker(field_lookup([(f.name, f.type) for f in infos]))
+    typed = checker.check_condition(tree)
+    cols = tuple((col, agg, name) for (agg, name), col in calls.items())
+    return WhereExpression(text, frozenset(checker.fields_used), typed), cols
 
 
 def combine_and(*exprs: WhereExpression | None) -> WhereExpression | None:

@@ -222,7 +222,13 @@ FUNCTIONS: dict[str, tuple[int, int | None]] = {
     "CEILING": (1, 1),
     "MOD": (2, 2),
     "SUBSTRING": (2, 3),
+    "COALESCE": (1, None),
 }
+#: ``EXTRACT(part FROM date)``: the parts, as ``Func("EXTRACT", (Literal(part), date))``.
+EXTRACT_PARTS = ("YEAR", "MONTH", "DAY", "HOUR", "MINUTE", "SECOND")
+#: Aggregate calls, allowed only in a ``having`` clause (``Parser(text, aggregates=True)``):
+#: ``Func(name, (Field,))``; the statistics code replaces each by its per-group value.
+AGGREGATES = ("COUNT", "SUM", "MIN", "MAX", "AVG", "STDDEV", "VAR")
 _ALIASES = {"CHARACTER_LENGTH": "CHAR_LENGTH", "CEIL": "CEILING", "SUBSTR": "SUBSTRING"}
 
 #: CAST target spellings -> canonical target.
@@ -239,7 +245,8 @@ _CMP_OPS = frozenset({"=", "<>", "<", "<=", ">", ">="})
 class Parser:
     """Recursive-descent parser over a token list. Builds an untyped AST with raw field names."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, aggregates: bool = False) -> None:
+        self.aggregates = aggregates
         self.tokens = tokenize(text)
         self.i = 0
         self.depth = 0
@@ -466,7 +473,16 @@ class Parser:
     def parse_call(self, name_tok: Token) -> Node:
         word = name_tok.text.upper()
         word = _ALIASES.get(word, word)
-        if word not in FUNCTIONS and word not in ("CAST", "TRIM", "POSITION"):
+        if self.aggregates and word in AGGREGATES:
+            self.advance()
+            self.expect_op("(")
+            tok = self.tok
+            if tok.kind not in (IDENT, QIDENT) or tok.text.upper() in RESERVED:
+                self.error("expected a field name")
+            self.advance()
+            self.expect_op(")")
+            return Func(word, (Field(tok.text),))
+        if word not in FUNCTIONS and word not in ("CAST", "TRIM", "POSITION", "EXTRACT"):
             raise fail(f"Unknown function '{name_tok.text}' in where clause")
         self.advance()  # name
         self.expect_op("(")
@@ -477,6 +493,13 @@ class Parser:
             node = self.parse_cast_body()
         elif word == "TRIM":
             node = self.parse_trim_body()
+        elif word == "EXTRACT":
+            part = self.tok
+            if part.kind != IDENT or part.text.upper() not in EXTRACT_PARTS:
+                self.error("expected YEAR, MONTH, DAY, HOUR, MINUTE or SECOND")
+            self.advance()
+            self.expect_kw("FROM")
+            node = Func("EXTRACT", (Literal(part.text.upper(), VType.STRING), self.parse_or()))
         elif word == "POSITION":
             needle = self.parse_additive()
             self.expect_kw("IN")
@@ -562,6 +585,7 @@ def _number(tok: Token) -> Literal:
     return Literal(value, VType.INTEGER if is_int else VType.FLOAT)
 
 
-def parse(text: str) -> Node:
-    """Parse ``text`` into an untyped AST (field names as written). Raises WhereClauseError."""
-    return Parser(text).parse()
+def parse(text: str, aggregates: bool = False) -> Node:
+    """Parse ``text`` into an untyped AST (field names as written). Raises WhereClauseError.
+    ``aggregates``: a ``having`` clause, where ``COUNT(f)``, ``SUM(f)``, … may appear."""
+    return Parser(text, aggregates).parse()
