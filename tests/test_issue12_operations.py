@@ -233,3 +233,46 @@ def test_metadata_of_a_time_enabled_service_has_iso_dates(client):
 
 def test_unknown_info_resource(client):
     assert client.get(WORLD + "/info/nothing?f=json").get_json()["error"]["code"] == 400
+
+
+# ---- the same access check as export ----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def secured_client(tmp_path_factory):
+    root = tmp_path_factory.mktemp("secured")
+    world = json.loads((PROJECT_ROOT / "services" / "World.json").read_text())
+    (root / "services").mkdir()
+    (root / "services" / "Locked.json").write_text(json.dumps(
+        {**world, "access": {"users": ["alice"]}}))
+    app = create_app(Settings(service_dirs=(root / "services",),
+                              data_dir=PROJECT_ROOT / "data", output_dir=root / "out",
+                              tile_cache_dir=root / "tiles", secret="test-secret"))
+    return app.test_client()
+
+
+@pytest.mark.parametrize("path", ["queryDomains?layers=[0]&f=json",
+                                  "generateKml?docName=x&f=kmz", "info?f=json",
+                                  "info/itemInfo?f=json", "info/thumbnail", "info/metadata"])
+def test_secured_service_needs_a_token_for_every_new_resource(secured_client, path):
+    r = secured_client.get(f"/arcgis/rest/services/Locked/MapServer/{path}")
+    if "f=" in path:
+        assert r.mimetype == "application/json"
+        assert r.get_json()["error"]["code"] == 499
+    else:  # no f: the error page, as for export without f
+        assert r.mimetype == "text/html" and "499" in r.get_data(as_text=True)
+        assert "Token Required" in r.get_data(as_text=True)
+
+
+def test_generate_kml_carries_the_token_into_the_link():
+    from mapserver.params.common import Params
+    from mapserver.rest.context import Ctx
+    from mapserver.rest.service_info import build_network_kml
+
+    class Svc:
+        service_description = "d"
+        name = "S"
+
+    ctx = Ctx(state=None, service=Svc(), params=Params([("token", "a b")]),  # type: ignore[arg-type]
+              base_url="http://h/arcgis/rest/services/S/MapServer", root_url="http://h")
+    kml = build_network_kml(ctx, "S", [], "composite")
+    assert "&amp;token=a%20b&amp;layers=show:" in kml
