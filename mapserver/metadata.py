@@ -74,7 +74,7 @@ def service_json(service: Service) -> dict:
         "maxImageWidth": service.max_image_width,
         "supportedExtensions": "",
         "supportsDatumTransformation": True,
-        "referenceScale": 0,
+        "referenceScale": service.source.get("referenceScale", 0) or 0,
         "supportsTimeRelation": True,
         "supportsClipping": True,
         "supportsSpatialFilter": True,
@@ -119,7 +119,7 @@ def layer_json(service: Service, layer: Layer) -> dict:
         "subLayers": [{"id": s, "name": service.layer(s).name} for s in layer.sublayer_ids],
         "minScale": layer.min_scale,
         "maxScale": layer.max_scale,
-        "referenceScale": 0,
+        "referenceScale": layer.reference_scale,
         "defaultVisibility": layer.default_visibility,
         "extent": ({"xmin": bounds[0], "ymin": bounds[1], "xmax": bounds[2],
                     "ymax": bounds[3], "spatialReference": layer.sr.to_json()}

@@ -115,6 +115,10 @@ def load_service(path: Path, name: str, data_dir: Path) -> Service:
     if not layer_docs:
         raise ctx.fail("layers", "must list at least one layer")
 
+    # referenceScale: symbols of layers with scaleSymbols draw at referenceScale / scale
+    reference_scale = float(ctx.get(doc, "referenceScale", "", (int, float), 0))
+    if not 0 <= reference_scale < float("inf"):
+        raise ctx.fail("referenceScale", "must be 0 (none) or a positive scale")
     layers: list[Layer] = []
     seen: set[int] = set()
     for i, ldoc in enumerate(layer_docs):
@@ -122,6 +126,8 @@ def load_service(path: Path, name: str, data_dir: Path) -> Service:
         if not isinstance(ldoc, dict):
             raise ctx.fail(f"layers[{i}]", "must be an object")
         layer = _load_layer(ctx, ldoc, where, path.parent, data_dir)
+        if layer.kind == "feature":
+            layer = dataclasses.replace(layer, reference_scale=reference_scale)
         if layer.id in seen:
             raise ctx.fail(f"{where}id", f"duplicate layer id {layer.id}")
         seen.add(layer.id)
@@ -355,8 +361,9 @@ def _load_layer(ctx: _Ctx, d: dict, where: str, def_dir: Path, data_dir: Path) -
     except WhereClauseError as exc:
         raise ctx.fail(f"{where}definitionExpression", "; ".join(exc.details) or exc.message
                        ) from exc
+    scale_symbols = ctx.get(drawing, "scaleSymbols", f"{where}drawingInfo.", bool, True)
     return Layer(table=table, renderer=renderer, display_field=display, labels=labels,
-                 time_info=time_info,
+                 time_info=time_info, scale_symbols=scale_symbols,
                  range_infos=declared.load_range_infos(ctx, d.get("rangeInfos"),
                                                        f"{where}rangeInfos", table),
                  parameter_filter=declared.load_parameter_filter(ctx, d, where, table),

@@ -92,6 +92,8 @@ class Layer:
     transparency: int = 0
     renderer: Renderer | None = None
     labels: tuple[LabelClass, ...] = ()
+    reference_scale: float = 0.0  # the service's referenceScale (0: symbols keep their size)
+    scale_symbols: bool = True  # drawingInfo.scaleSymbols: follow referenceScale
     time_info: TimeInfo | None = None
     table: FeatureTable | None = field(default=None, compare=False, hash=False)
     raster: RasterSource | None = field(default=None, compare=False, hash=False)

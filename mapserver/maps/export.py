@@ -22,7 +22,7 @@ from mapserver.geo.grid import Grid
 from mapserver.geo.project import MERCATOR_HALF_WORLD, project_bounds, world_shifts
 from mapserver.params.export import ExportRequest
 from mapserver.params.filters import MapFilters
-from mapserver.render.clip import clip_mask
+from mapserver.render.clip import clip_mask, clip_path, clip_pixels
 from mapserver.render.compose import check_layer_symbols, over, render_figure, render_rgba
 from mapserver.select.plan import MapLayers, plan_map, resolve_map
 
@@ -101,8 +101,16 @@ def render_map(m: MapLayers, grid: Grid, fmt: Format, transparent: bool,
     alpha = transparent and fmt.supports_alpha
     background = None if alpha else WHITE
     if fmt.vector:
-        items = plan_map(m, grid)
-        return encode_vector(render_figure(items, grid, background), fmt, grid.dpi)
+        clip = m.filters.clipping
+        if clip is None:
+            return encode_vector(render_figure(plan_map(m, grid), grid, background), fmt,
+                                 grid.dpi)
+        # clipping: the items know they are clipped (a mask); the figure clips their artists
+        # to the polygon itself, so the output stays vector
+        path = clip_path(clip_pixels(clip.geometry.geometry, clip.geometry.sr, grid, m.datum))
+        figure = render_figure(plan_map(m, grid, clipping_mask(m, grid)), grid, background,
+                               path)
+        return encode_vector(figure, fmt, grid.dpi)
     rgba = draw_map(m, grid, background)
     return encode_raster(rgba, fmt, alpha, grid.dpi, png_compression)
 
@@ -112,10 +120,6 @@ def export_map(service: Service, req: ExportRequest, png_compression: int = 2) -
     m = resolve_map(service, req.filters)
     # symbol sizes in pixels, refused before planning (draw_map checks again per draw item)
     check_layer_symbols([lyr for lyr in m.layers if lyr.id in m.visible], req.dpi)
-    if req.filters.clipping is not None and req.format.vector:
-        raise InvalidParameter("Invalid or missing input parameters.",
-                               ["'clipping' is supported for raster image formats (png, "
-                                "jpg, gif, bmp, tiff), not for vector output"])
     grid = build_grid(req)
     content = render_map(m, grid, req.format, req.transparent, png_compression)
     return ExportResult(content=content, format=req.format, grid=grid)

@@ -18,6 +18,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.path import Path
 
 from mapserver import limits
 from mapserver.catalog.model import Layer
@@ -210,16 +211,18 @@ def check_layer_symbols(layers: Sequence[Layer], dpi: float) -> None:
     check_symbol_sizes([DrawItem(layer=lyr) for lyr in layers], dpi)
 
 
-def check_symbol_sizes(items: Sequence[DrawItem], dpi: float) -> None:
+def check_symbol_sizes(items: Sequence[DrawItem], dpi: float, map_scale: float = 0.0) -> None:
     """Every symbol size, width, offset and label size of ``items``, in pixels at the grid's
     dpi, within MAPSERVER_MAX_SYMBOL_PIXELS; checked before anything is drawn (a 1e308 pt
     outline would keep Agg busy for a minute and then overflow). The error names ``dpi`` when
     the symbol would fit at 96 dpi, else the request's symbols (``dynamicLayers``)."""
     most = limits.current().max_symbol_pixels
-    k = dpi / 72.0
     for item in items:
         if item.layer.kind != "feature":
             continue
+        k = dpi / 72.0
+        if map_scale > 0 and item.layer.reference_scale and item.layer.scale_symbols:
+            k *= item.layer.reference_scale / map_scale  # referenceScale (render/vector.py)
         renderer = item.renderer or item.layer.renderer
         checks: list[tuple[str, float]] = []
         if renderer is not None:
@@ -244,7 +247,7 @@ def render_rgba(items: Sequence[DrawItem], grid: Grid,
                 background: RGBA8 | None = None,
                 label_mask: np.ndarray | None = None) -> np.ndarray:
     """Draw ``items`` (bottom first) and return straight-alpha RGBA (h, w, 4) uint8."""
-    check_symbol_sizes(items, grid.dpi)
+    check_symbol_sizes(items, grid.dpi, grid.scale)
     canvas: np.ndarray | None = None
     if background is not None and background[3] > 0:
         canvas = np.empty((grid.height, grid.width, 4), dtype=np.uint8)
@@ -267,16 +270,27 @@ def render_rgba(items: Sequence[DrawItem], grid: Grid,
 
 
 def render_figure(items: Sequence[DrawItem], grid: Grid,
-                  background: RGBA8 | None = None) -> Figure:
-    """One matplotlib figure with every layer, for vector output formats."""
-    check_symbol_sizes(items, grid.dpi)
+                  background: RGBA8 | None = None, clip: Path | None = None) -> Figure:
+    """One matplotlib figure with every layer, for vector output formats. ``clip``
+    (``clipping``, a pixel-space path): the artists of every item with a mask, and the
+    labels, are clipped to it."""
+    check_symbol_sizes(items, grid.dpi, grid.scale)
     fig, ax = new_axes(grid)
+
+    def artists() -> list:
+        return [*ax.collections, *ax.lines, *ax.patches, *ax.texts, *ax.images]
+
+    empty_clip = clip is not None and not len(clip.vertices)
     if background is not None and background[3] > 0:
         fig.patch.set_facecolor(tuple(c / 255.0 for c in background))
         fig.patch.set_alpha(background[3] / 255.0)
     labels: list[LabelSpec] = []
     for item in items:
         limits.check_budget(f"before drawing layer {item.layer.id}")
+        clipped = clip is not None and item.mask is not None
+        if clipped and empty_clip:
+            continue
+        seen = {id(a) for a in artists()}
         if item.layer.kind == "raster":
             rgba = render_raster(item.layer, grid, item.datum)
             ax.imshow(rgba, extent=(0, grid.width, grid.height, 0), interpolation="nearest",
@@ -286,8 +300,17 @@ def render_figure(items: Sequence[DrawItem], grid: Grid,
                           datum=item.datum)
             if item.show_labels and item.idx is not None:
                 labels.extend(label_specs(item.layer, item.idx, grid, item.datum))
+        if clipped:
+            for artist in artists():
+                if id(artist) not in seen:
+                    artist.set_clip_path(clip, ax.transData)
     ax.set_xlim(0, grid.width)
     ax.set_ylim(grid.height, 0)
-    if labels:
+    if labels and not empty_clip:
+        seen = {id(a) for a in artists()}
         draw_labels(ax, reversed(labels), grid, selectable=True)
+        if clip is not None:
+            for artist in artists():
+                if id(artist) not in seen:
+                    artist.set_clip_path(clip, ax.transData)
     return fig

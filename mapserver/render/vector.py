@@ -448,8 +448,11 @@ def label_specs(layer: Layer, idx: np.ndarray, grid: Grid, datum: tuple = ()
     if not classes:
         return []
     k = grid.dpi / 72.0
+    grow = symbol_scale_for(layer, grid)  # referenceScale: labels scale with the symbols
     out: list[LabelSpec] = []
     for lc in classes:
+        if grow != 1.0:
+            lc = dataclasses.replace(lc, size=lc.size * grow, halo_size=lc.halo_size * grow)
         sel = idx
         if lc.where is not None:
             sel = idx[table.where_mask(lc.where, idx)]

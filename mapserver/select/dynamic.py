@@ -92,7 +92,7 @@ def _one(service: Service, item: dict, i: int, lid: int) -> DynamicLayer:
     scale_symbols = drawing.get("scaleSymbols", True)
     if not isinstance(show_labels, bool) or not isinstance(scale_symbols, bool):
         raise _bad(f"[{i}] showLabels and scaleSymbols must be true or false")
-    changes: dict[str, Any] = {}
+    changes: dict[str, Any] = {"scale_symbols": scale_symbols}
     if "transparency" in drawing and drawing["transparency"] is not None:
         t = drawing["transparency"]
         if isinstance(t, bool) or not isinstance(t, int | float) or not 0 <= t <= 100:
