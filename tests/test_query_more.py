@@ -121,3 +121,43 @@ def test_return_z_and_m(client):
     assert to_esri(shapely.LineString([(0, 0, 1), (1, 1, 2)]), z=True) == {
         "paths": [[[0.0, 0.0, 1.0], [1.0, 1.0, 2.0]]]}
     assert to_esri(shapely.Point(1, 2, 3)) == {"x": 1.0, "y": 2.0}
+
+
+DYN = {"id": 7, "source": {"type": "mapLayer", "mapLayerId": 1},
+       "definitionExpression": "continent = 'Oceania'"}
+
+
+def test_dynamic_layer_query_goes_through_the_planner(client):
+    body = q(client, WORLD + "/dynamicLayer/query", layer=json.dumps(DYN), where="1=1",
+             outFields="name", returnGeometry="false", orderByFields="name")
+    names = sorted(C["name"][C["continent"] == "Oceania"])
+    assert body["features"] == [{"attributes": {"name": n}} for n in names]
+    n = q(client, WORLD + "/dynamicLayer/query", layer=json.dumps(DYN),
+          where="name LIKE 'A%'", returnCountOnly="true")
+    assert n == {"count": sum(1 for x in names if x.startswith("A"))}
+    bad = q(client, WORLD + "/dynamicLayer/query", where="1=1")
+    assert bad["error"]["code"] == 400
+    assert q(client, WORLD + "/dynamicLayer/other", layer=json.dumps(DYN))["error"][
+        "message"] == "Invalid URL"
+
+
+def test_layers_with_dynamic_layers(client):
+    dyn = [DYN, {"id": 8, "source": {"type": "mapLayer", "mapLayerId": 0}}]
+    body = q(client, WORLD + "/layers", dynamicLayers=json.dumps(dyn))
+    assert [lyr["id"] for lyr in body["layers"]] == [7, 8]
+    assert body["layers"][0]["definitionExpression"] == "continent = 'Oceania'"
+    assert body["layers"][0]["geometryType"] == "esriGeometryPolygon"
+    assert body["layers"][1]["geometryType"] == "esriGeometryPoint"
+    assert [lyr["id"] for lyr in q(client, WORLD + "/layers")["layers"]] == [0, 1]
+
+
+def test_feature_resource(client):
+    i = list(C["iso_a3"]).index("FRA")
+    body = q(client, WORLD + "/1/" + str(i + 1))
+    feat = body["feature"]
+    assert feat["attributes"] == {"OBJECTID": i + 1, "name": "France", "iso_a3": "FRA",
+                                  "continent": "Europe", "pop_est": float(C["pop_est"][i]),
+                                  "gdp_md_est": float(C["gdp_md_est"][i])}
+    assert "rings" in feat["geometry"]
+    missing = q(client, WORLD + "/1/100000")
+    assert missing["error"]["code"] == 404

@@ -82,7 +82,7 @@ class QueryRequest:
     return_m: bool = False
     having: stats_mod.Having | None = None
     # the planner's map filters (dynamicLayers for ``…/MapServer/dynamicLayer/query``)
-    dynamic_layers: tuple = ()
+    dynamic_layers: tuple[dict, ...] = ()
 
 
 def check_queryable(layer: Layer) -> None:
@@ -214,11 +214,48 @@ def _having(params: Params, table: FeatureTable, statistics: list[stats_mod.Stat
     return stats_mod.parse_having(table, raw, group_by, MESSAGE)
 
 
+def dynamic_query_layer(service: Service, raw: str | None) -> tuple[Layer, tuple[dict, ...]]:
+    """``…/MapServer/dynamicLayer/query?layer={...}``: the one dynamic layer, resolved by the
+    planner exactly as ``dynamicLayers=[layer]`` on export resolves it."""
+    if raw is None or not raw.strip():
+        raise InvalidParameter(MESSAGE, ["'layer' parameter is required"])
+    try:
+        obj = parse_json(raw, "layer")
+    except InvalidParameter as exc:
+        raise InvalidParameter(MESSAGE, ["'layer' parameter is invalid", *exc.details]
+                               ) from None
+    if not isinstance(obj, dict):
+        raise InvalidParameter(MESSAGE, ["'layer' parameter is invalid"])
+    obj.setdefault("id", -1)
+    dyn = (obj,)
+    m = resolve_map(service, MapFilters(dynamic_layers=dyn))
+    if len(m.layers) != 1:
+        raise InvalidParameter(MESSAGE, ["'layer' parameter is invalid"])
+    layer = m.layers[0]
+    check_queryable(layer)
+    return layer, dyn
+
+
+def feature_body(service: Service, layer: Layer, oid: int) -> dict | None:
+    """``…/MapServer/{layer}/{objectId}``: ``{"feature": {...}}`` with every field, in the
+    service's SR, if the planner's filter for the layer keeps it (else None)."""
+    check_queryable(layer)
+    table = layer.table
+    assert table is not None
+    req = QueryRequest(f="json", object_ids=(oid,), out_fields=tuple(table.fields),
+                       out_sr=service.sr)
+    body = run_query(service, layer, req)
+    if not body["features"]:
+        return None
+    return {"feature": body["features"][0]}
+
+
 def select(service: Service, layer: Layer, req: QueryRequest) -> tuple[Layer, np.ndarray]:
     """The features the map shows of this layer (the planner's filter, with the query's
     time, historicMoment, gdbVersion, ranges and parameters) that match the query, and the
     layer as that request sees it (its table in the requested gdbVersion)."""
-    m = resolve_map(service, MapFilters(time=req.time, declared=dict(req.declared)))
+    m = resolve_map(service, MapFilters(time=req.time, declared=dict(req.declared),
+                                        dynamic_layers=req.dynamic_layers or None))
     drawn = m.layer(layer.id)
     assert drawn is not None and drawn.table is not None
     where = req.where

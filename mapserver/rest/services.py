@@ -82,12 +82,20 @@ def dispatch(subpath: str) -> Response:
         if len(rest) == 1:
             return _respond(metadata.layer_json(service, layer), f"{layer.name} ({layer.id})",
                             "layer", service=service)
-        op = LAYER_OPS.get(rest[1].lower())
+        # the feature resource …/{layer}/{objectId} is registered as "{objectid}"
+        op = LAYER_OPS.get("{objectid}" if rest[1].isdigit() else rest[1].lower())
         if op is None:
             raise MapServerError("Invalid URL", ["Invalid URL"], code=400)
         with render_slot():  # one CPU-bound operation at a time per process (serving.py)
-            return op(ctx, layer, rest[2:])
+            return op(ctx, layer, rest[1:] if rest[1].isdigit() else rest[2:])
     if head.lower() == "layers" and len(rest) == 1:
+        if ctx.params.raw("dynamicLayers") is not None:  # the layers as the request sees them
+            from mapserver.params.filters import MapFilters, parse_dynamic_layers
+            from mapserver.select.plan import resolve_map
+            m = resolve_map(service, MapFilters(
+                dynamic_layers=parse_dynamic_layers(ctx.params.raw("dynamicLayers"))))
+            return _respond({"layers": [metadata.layer_json(service, lyr) for lyr in m.layers],
+                             "tables": []}, f"{name} layers", "layers", service=service)
         return _respond(metadata.layers_json(service), f"{name} layers", "layers",
                         service=service)
     op = SERVICE_OPS.get(head.lower())
