@@ -497,21 +497,36 @@ def _raster_style(ctx: _Ctx, d: dict, where: str, raster: RasterSource) -> Raste
     stretch = ctx.get(d, "stretch", where, dict, {"type": "none"})
     stype = stretch.get("type", "none")
     smin = smax = None
-    if stype == "minMax":
+    if stype == "minMax" and ("min" in stretch or "max" in stretch):
         smin = ctx.get(stretch, "min", f"{where}stretch.", list, required=True)
         smax = ctx.get(stretch, "max", f"{where}stretch.", list, required=True)
         if len(smin) != len(bands) or len(smax) != len(bands):
             raise ctx.fail(f"{where}stretch", "min and max need one value per band")
         smin, smax = tuple(float(v) for v in smin), tuple(float(v) for v in smax)
+    elif stype == "minMax":  # from the statistics: declared ones, else the data's own
+        stats = _band_statistics(ctx, stretch, f"{where}stretch.", raster, bands)
+        smin = tuple(st[0] for st in stats)
+        smax = tuple(st[1] if st[1] > st[0] else st[0] + 1.0 for st in stats)
     elif stype == "percentClip":
         lo = float(ctx.get(stretch, "minPercent", f"{where}stretch.", (int, float), 2))
         hi = float(ctx.get(stretch, "maxPercent", f"{where}stretch.", (int, float), 98))
         if not 0 <= lo < hi <= 100:
             raise ctx.fail(f"{where}stretch", "need 0 <= minPercent < maxPercent <= 100")
         smin, smax = _percentiles(raster, bands, lo, hi)
+    elif stype == "standardDeviation":
+        n = float(ctx.get(stretch, "numberOfStandardDeviations", f"{where}stretch.",
+                          (int, float), 2))
+        if not 0 < n <= 10:
+            raise ctx.fail(f"{where}stretch.numberOfStandardDeviations",
+                           "must be above 0 and at most 10")
+        stats = _band_statistics(ctx, stretch, f"{where}stretch.", raster, bands)
+        smin = tuple(max(mn, mean - n * sd) for mn, _mx, mean, sd in stats)
+        smax = tuple(min(mx, mean + n * sd) for _mn, mx, mean, sd in stats)
+        smax = tuple(hi if hi > lo else lo + 1.0 for lo, hi in zip(smin, smax, strict=True))
     elif stype != "none":
         raise ctx.fail(f"{where}stretch.type", f"unknown stretch {stype!r} "
-                                               "(none, minMax or percentClip)")
+                                               "(none, minMax, percentClip or "
+                                               "standardDeviation)")
     if smin is not None and any(a >= b for a, b in zip(smin, smax, strict=True)):
         raise ctx.fail(f"{where}stretch", "each min must be below its max")
     colormap = None
@@ -550,11 +565,85 @@ def _percentiles(raster: RasterSource, bands: list[int], lo: float,
     return tuple(mins), tuple(maxs)
 
 
+def _band_statistics(ctx: _Ctx, stretch: dict, where: str, raster: RasterSource,
+                     bands: list[int]) -> list[tuple[float, float, float, float]]:
+    """Per band (min, max, mean, standard deviation): the stretch's ``statistics`` (ArcGIS:
+    one ``[min, max, mean, stddev]`` per band) or computed over the valid pixels of a
+    decimated read."""
+    declared_stats = stretch.get("statistics")
+    if declared_stats is not None:
+        if (not isinstance(declared_stats, list) or len(declared_stats) != len(bands)
+                or not all(isinstance(st, list) and len(st) == 4 and all(
+                    isinstance(v, int | float) and not isinstance(v, bool) for v in st)
+                    for st in declared_stats)):
+            raise ctx.fail(f"{where}statistics", "must be one [min, max, mean, stddev] per "
+                                                 "band")
+        return [tuple(float(v) for v in st) for st in declared_stats]
+    out = []
+    for vals in _sample_bands(raster, bands):
+        if vals.size == 0:
+            out.append((0.0, 1.0, 0.5, 0.0))
+            continue
+        out.append((float(vals.min()), float(vals.max()), float(vals.mean()),
+                    float(vals.std())))
+    return out
+
+
+def _sample_bands(raster: RasterSource, bands: list[int]) -> list[np.ndarray]:
+    """Each band's finite valid values from a read decimated to about 1024 pixels across."""
+    import rasterio
+
+    with rasterio.open(raster.path) as ds:
+        f = max(1, int(np.ceil(max(ds.width, ds.height) / 1024)))
+        shape = (len(bands), max(1, ds.height // f), max(1, ds.width // f))
+        data = ds.read(bands, out_shape=shape, masked=True)
+    out = []
+    for b in range(len(bands)):
+        vals = data[b].compressed().astype(float)
+        out.append(vals[np.isfinite(vals)])
+    return out
+
+
+ALGORITHMS = ("esriHSVAlgorithm", "esriCIELabAlgorithm", "esriLabLChAlgorithm")
+
+
+def _algorithmic(ctx: _Ctx, ramp: dict, where: str) -> np.ndarray:
+    """An ``algorithmic`` ramp: fromColor to toColor in HSV, CIELab or LCh, (256, 4) floats."""
+    from mapserver.render.color import ramp_colors
+
+    algorithm = ramp.get("algorithm", "esriHSVAlgorithm")
+    if algorithm not in ALGORITHMS:
+        raise ctx.fail(f"{where}.algorithm", f"unknown algorithm {algorithm!r} (one of "
+                                             f"{', '.join(ALGORITHMS)})")
+    try:
+        a = parse_color(ramp.get("fromColor"), f"{where}.fromColor")
+        b = parse_color(ramp.get("toColor"), f"{where}.toColor")
+    except StyleError as exc:
+        raise ctx.fail(exc.path, exc.problem) from exc
+    if a is None or b is None:
+        raise ctx.fail(where, "an algorithmic ramp needs fromColor and toColor")
+    return ramp_colors(a, b, algorithm, 256)
+
+
 def _colormap(ctx: _Ctx, ramp: Any, where: str) -> np.ndarray:
     """A 256-entry RGBA lookup table from ``{"name": <matplotlib colormap>}`` or
     ``{"colors": [[r,g,b(,a)], ...]}`` (evenly spaced stops)."""
     if not isinstance(ramp, dict):
         raise ctx.fail(where, "must be an object")
+    if ramp.get("type") == "algorithmic":
+        return (_algorithmic(ctx, ramp, where) * 255).round().astype(np.uint8)
+    if ramp.get("type") == "multipart":
+        parts = ramp.get("colorRamps")
+        if not isinstance(parts, list) or not parts:
+            raise ctx.fail(f"{where}.colorRamps", "must list algorithmic ramps")
+        pieces = []
+        for i, part in enumerate(parts):
+            if not isinstance(part, dict) or part.get("type") != "algorithmic":
+                raise ctx.fail(f"{where}.colorRamps[{i}]", "must be an algorithmic ramp")
+            pieces.append(_algorithmic(ctx, part, f"{where}.colorRamps[{i}]"))
+        joined = np.concatenate(pieces)
+        pick = np.linspace(0, len(joined) - 1, 256).round().astype(int)
+        return (joined[pick] * 255).round().astype(np.uint8)
     if "colors" in ramp:
         colors = ramp["colors"]
         if not isinstance(colors, list) or len(colors) < 2:
