@@ -304,7 +304,10 @@ def test_opacity_info_fades_markers(sym_app):
 
 
 # --- picture symbols ------------------------------------------------------------------------
-def test_picture_marker_draws_the_picture_at_the_point(sym_app):
+@pytest.mark.parametrize("stamped", [False, True])
+def test_picture_marker_draws_the_picture_at_the_point(sym_app, monkeypatch, stamped):
+    if stamped:  # the path for many pictures: one stamped image instead of one per point
+        monkeypatch.setattr("mapserver.render.vector.PICTURES_ONE_BY_ONE", 0)
     img = _img(sym_app.test_client(), _svc("Pictures"))
     for x in (100, 200, 300):
         assert tuple(img[100, x]) == (0, 200, 0, 255)
