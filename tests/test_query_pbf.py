@@ -1,12 +1,23 @@
-"""``f=pbf`` and ``quantizationParameters``: the pbf bytes are decoded with classes compiled
-here, by grpcio-tools, from Esri's own FeatureCollection.proto (tests/fixtures/esri, Apache-2.0,
-from github.com/Esri/arcgis-pbf), never with the server's encoder."""
+"""``f=pbf`` and ``quantizationParameters``. The pbf bytes are never decoded with the server's
+encoder: they are read (1) with classes that grpcio-tools compiles here from our own schema
+``tests/fixtures/pbf/feature_collection.proto`` (written from Esri's published description
+of FeatureCollectionPBuffer: message and field numbers only) and (2) by an independent
+JavaScript decoder from npm, ``arcgis-pbf-parser`` (pinned in ``tests/browser-package.json``,
+installed with the browser-test packages), run with ``node``; both are compared with what the
+same query answers as ``f=json`` / ``f=geojson``.
+
+Esri's clients (the ArcGIS Maps SDK's pbf parsers, and ``arcgis-pbf-parser``) read a
+geometry's ``coords`` part by part: each part's first vertex is relative to the grid origin
+(as in a quantized JSON part), later ones to the previous vertex of that part.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 import math
+import shutil
+import subprocess
 import sys
 
 import numpy as np
@@ -20,20 +31,26 @@ FIXTURES = PROJECT_ROOT / "tests" / "fixtures"
 
 WORLD = "/arcgis/rest/services/World/MapServer"
 
+# mapserver/features/pbf.py (_set_geometry) writes a part's first vertex as a delta from the
+# previous part's last vertex; Esri's decoders restart every part from the grid origin, so
+# every ring after a feature's first lands elsewhere. Strict: remove once the encoder is fixed.
+PARTS_BUG = pytest.mark.xfail(strict=True, reason="pbf.py carries coordinate deltas across "
+                              "parts; Esri restarts each part from the grid origin")
+
 
 @pytest.fixture(scope="module")
 def esri_pb(tmp_path_factory):
     from grpc_tools import protoc
 
     out = tmp_path_factory.mktemp("esri_pb")
-    src = FIXTURES / "esri"
+    src = FIXTURES / "pbf"
     rc = protoc.main(["protoc", f"-I{src}", f"--python_out={out}",
-                      str(src / "FeatureCollection.proto")])
+                      str(src / "feature_collection.proto")])
     assert rc == 0
-    spec = importlib.util.spec_from_file_location("FeatureCollection_pb2",
-                                                  out / "FeatureCollection_pb2.py")
+    spec = importlib.util.spec_from_file_location("feature_collection_pb2",
+                                                  out / "feature_collection_pb2.py")
     mod = importlib.util.module_from_spec(spec)
-    sys.modules["FeatureCollection_pb2"] = mod
+    sys.modules["feature_collection_pb2"] = mod
     spec.loader.exec_module(mod)
     return mod.FeatureCollectionPBuffer
 
@@ -53,7 +70,7 @@ def get(client, path, **params):
 
 def decode(pb_cls, data: bytes) -> dict:
     """Esri pbf -> a JSON-like dict (attributes by field name; geometry parts as absolute
-    integer grid coordinates)."""
+    integer grid coordinates: each part's first vertex from the origin, then deltas)."""
     msg = pb_cls()
     msg.ParseFromString(data)
     assert msg.version
@@ -67,13 +84,12 @@ def decode(pb_cls, data: bytes) -> dict:
             attrs[name] = None if kind is None else getattr(v, kind)
         parts = None
         if f.HasField("geometry"):
-            c = list(f.geometry.coords)
-            xs = np.cumsum(c[0::2])
-            ys = np.cumsum(c[1::2])
-            lengths = list(f.geometry.lengths) or [len(xs)]
+            c = np.asarray(f.geometry.coords, dtype=np.int64).reshape(-1, 2)
+            lengths = list(f.geometry.lengths) or [len(c)]
+            assert sum(lengths) == len(c)
             parts, k = [], 0
             for n in lengths:
-                parts.append(np.column_stack([xs[k:k + n], ys[k:k + n]]).tolist())
+                parts.append(np.cumsum(c[k:k + n], axis=0).tolist())
                 k += n
         feats.append({"attributes": attrs, "parts": parts})
     return {"fr": fr, "features": feats, "fields": names}
@@ -93,6 +109,7 @@ QP = {"mode": "view", "originPosition": "upperLeft", "tolerance": 0.05,
                  "spatialReference": {"wkid": 4326}}}
 
 
+@PARTS_BUG
 def test_pbf_decodes_to_the_json_features_and_attributes(client, esri_pb):
     params = {"where": "continent = 'Africa'", "outFields": "*", "outSR": "4326",
               "quantizationParameters": json.dumps(QP), "orderByFields": "OBJECTID"}
@@ -205,3 +222,82 @@ def test_bad_quantization_parameters_are_refused(client):
                quantizationParameters='{"mode": "fast"}').get_json()
     assert body["error"]["code"] == 400
     assert "'quantizationParameters' parameter is invalid" in body["error"]["details"]
+
+
+# --- an independent decoder: arcgis-pbf-parser (npm) under node ------------------------------
+
+NODE_DECODE = """
+const decode = require(process.argv[2]);
+const bytes = require('fs').readFileSync(process.argv[3]);
+process.stdout.write(JSON.stringify(decode(new Uint8Array(bytes))));
+"""
+
+
+@pytest.fixture(scope="module")
+def node_decode(browser_files, tmp_path_factory):
+    """bytes -> the GeoJSON FeatureCollection ``arcgis-pbf-parser`` makes of them (node)."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("these tests need Node.js on PATH (Debian: apt-get install nodejs npm)",
+                    pytrace=False)
+    parser = browser_files / "node_modules" / "arcgis-pbf-parser" / "dist" / "arcgis-pbf.cjs"
+    work = tmp_path_factory.mktemp("node_decode")
+    script = work / "decode.cjs"
+    script.write_text(NODE_DECODE)
+
+    def run(data: bytes) -> dict:
+        path = work / "answer.pbf"
+        path.write_bytes(data)
+        proc = subprocess.run([node, str(script), str(parser), str(path)], capture_output=True,
+                              text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    return run
+
+
+def test_arcgis_pbf_parser_reads_points_as_the_geojson(client, node_decode):
+    # arcgis-pbf-parser applies the transform for an upperLeft origin only
+    params = {"where": "1=1", "outFields": "*", "outSR": "4326", "orderByFields": "OBJECTID",
+              "quantizationParameters": json.dumps({**QP, "tolerance": 1e-6})}
+    decoded = node_decode(get(client, WORLD + "/0/query", f="pbf", **params).data)
+    assert decoded["exceededTransferLimit"] is False
+    got = decoded["featureCollection"]["features"]
+    want = get(client, WORLD + "/0/query", f="geojson", where="1=1", outFields="*",
+               orderByFields="OBJECTID").get_json()["features"]
+    assert len(got) == len(want) > 100
+    for g, w in zip(got, want, strict=True):
+        assert g["id"] == w["id"] == w["properties"]["OBJECTID"]
+        assert g["properties"] == w["properties"]
+        assert g["geometry"]["type"] == w["geometry"]["type"] == "Point"
+        assert g["geometry"]["coordinates"] == pytest.approx(w["geometry"]["coordinates"],
+                                                             abs=1e-6)
+
+
+@PARTS_BUG
+def test_arcgis_pbf_parser_reads_polygons_as_the_json(client, node_decode):
+    params = {"where": "continent = 'Africa'", "outFields": "*", "outSR": "4326",
+              "orderByFields": "OBJECTID", "quantizationParameters": json.dumps(QP)}
+    decoded = node_decode(get(client, WORLD + "/1/query", f="pbf", **params).data)
+    got = decoded["featureCollection"]["features"]
+    body = get(client, WORLD + "/1/query", f="json", **params).get_json()
+    plain = get(client, WORLD + "/1/query", f="geojson", where="continent = 'Africa'",
+                outFields="*", orderByFields="OBJECTID").get_json()["features"]
+    assert len(got) == len(body["features"]) == len(plain) == 51
+    tol = QP["tolerance"]
+    for g, jf, pf in zip(got, body["features"], plain, strict=True):
+        assert g["id"] == pf["id"] and g["properties"] == pf["properties"]
+        # every ring, in order (the parser groups rings into polygons by orientation)
+        polys = ([g["geometry"]["coordinates"]] if g["geometry"]["type"] == "Polygon"
+                 else g["geometry"]["coordinates"])
+        rings = [np.asarray(r) for poly in polys for r in poly]
+        want = [np.column_stack([-180.0 + np.asarray(p)[:, 0] * tol,
+                                 90.0 - np.asarray(p)[:, 1] * tol])
+                for p in json_parts(jf["geometry"])]
+        assert len(rings) == len(want), pf["properties"]["name"]
+        for r, w in zip(rings, want, strict=True):
+            np.testing.assert_allclose(r, w, atol=1e-9)
+        # and the shape is the full-precision GeoJSON one, to the quantization tolerance
+        truth = shapely.geometry.shape(pf["geometry"])
+        pts = shapely.points(np.vstack(rings))
+        assert float(shapely.distance(pts, truth.boundary).max()) <= 2 * tol
