@@ -192,11 +192,8 @@ def screenshot_when_still(locator) -> np.ndarray:
     pytest.fail("the view kept changing for 3 s after it stopped updating")
 
 
-# mapserver/features/pbf.py writes a part's first vertex as a delta from the previous part;
 # the SDK's pbf parsers (rest/query/operations/pbf*FeatureSet.js) restart every part from the
-# grid origin, so multi-part countries (China, Australia, Russia...) are drawn off the map.
-@pytest.mark.xfail(strict=True, reason="pbf.py carries coordinate deltas across parts; the "
-                   "SDK restarts each part from the grid origin")
+# grid origin: multi-part countries (China, Australia, Russia...) check that pbf.py does too
 def test_feature_layer_fetches_pbf_and_draws_the_layer_renderer(sdk, client, tmp_path):
     page = sdk.page
     check_offline(sdk)

@@ -31,11 +31,6 @@ FIXTURES = PROJECT_ROOT / "tests" / "fixtures"
 
 WORLD = "/arcgis/rest/services/World/MapServer"
 
-# mapserver/features/pbf.py (_set_geometry) writes a part's first vertex as a delta from the
-# previous part's last vertex; Esri's decoders restart every part from the grid origin, so
-# every ring after a feature's first lands elsewhere. Strict: remove once the encoder is fixed.
-PARTS_BUG = pytest.mark.xfail(strict=True, reason="pbf.py carries coordinate deltas across "
-                              "parts; Esri restarts each part from the grid origin")
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +104,6 @@ QP = {"mode": "view", "originPosition": "upperLeft", "tolerance": 0.05,
                  "spatialReference": {"wkid": 4326}}}
 
 
-@PARTS_BUG
 def test_pbf_decodes_to_the_json_features_and_attributes(client, esri_pb):
     params = {"where": "continent = 'Africa'", "outFields": "*", "outSR": "4326",
               "quantizationParameters": json.dumps(QP), "orderByFields": "OBJECTID"}
@@ -274,7 +268,6 @@ def test_arcgis_pbf_parser_reads_points_as_the_geojson(client, node_decode):
                                                              abs=1e-6)
 
 
-@PARTS_BUG
 def test_arcgis_pbf_parser_reads_polygons_as_the_json(client, node_decode):
     params = {"where": "continent = 'Africa'", "outFields": "*", "outSR": "4326",
               "orderByFields": "OBJECTID", "quantizationParameters": json.dumps(QP)}

@@ -1,16 +1,17 @@
 """``f=pbf``: a query answer as Esri's ``esriPBuffer.FeatureCollectionPBuffer`` message.
 
-The wire schema is Esri's public ``FeatureCollection.proto`` (github.com/Esri/arcgis-pbf,
-Apache-2.0). We declare the part of it we write here, field numbers and wire types exactly
-as Esri's schema has them (enums as their int32 wire form), build the message classes with
-the ``protobuf`` runtime, and encode with it; ``tests/test_query_pbf.py`` decodes our bytes
-with classes compiled from Esri's own ``.proto`` by ``grpcio-tools``.
+The wire format is Esri's published FeatureCollectionPBuffer. We declare the part of it we
+write here, field numbers and wire types as Esri's format has them (enums as their int32
+wire form), build the message classes with the ``protobuf`` runtime, and encode with it;
+``tests/test_query_pbf.py`` decodes our bytes with classes compiled by ``grpcio-tools`` from
+a schema written for the tests (tests/fixtures/pbf/), with the npm ``arcgis-pbf-parser``, and
+the ArcGIS Maps SDK's FeatureLayer decodes them in tests/test_browser_feature_layer.py.
 
 The encoder works from the JSON body :func:`mapserver.features.query.run_query` built with
 a quantization grid (pbf coordinates are always integers): a JSON part holds its first vertex
-absolute and later ones as differences; pbf holds one ``coords`` list per feature, every
-vertex a difference from the previous one across parts, and ``lengths`` gives each part's
-vertex count.
+absolute and later ones as differences; pbf holds one ``coords`` list per feature with the
+parts one after the other, each starting again from the grid origin, and ``lengths`` gives
+each part's vertex count.
 """
 
 from __future__ import annotations
@@ -155,19 +156,16 @@ def _set_geometry(g: Any, geom: dict, gtype: int) -> None:
         parts = [geom["points"]]
     else:
         parts = geom.get("rings") or geom.get("paths") or []
-    px = py = 0
     coords: list[int] = []
     for part in parts:
         if not part:
             continue
+        # every part starts again from the grid origin, as in quantized JSON: Esri's
+        # decoders (the ArcGIS Maps SDK's pbf feature-set parsers) reset at each part
         g.lengths.append(len(part))
-        ax, ay = part[0]
-        coords += [ax - px, ay - py]
+        coords += [int(part[0][0]), int(part[0][1])]
         for dx, dy in part[1:]:
-            ax += dx
-            ay += dy
             coords += [dx, dy]
-        px, py = ax, ay
     g.coords.extend(coords)
 
 
