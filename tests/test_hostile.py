@@ -272,3 +272,13 @@ def test_worker_memory_stays_bounded():
     """The whole hostile suite ran in this process: it stays under the 1 GB per worker."""
     rss = psutil.Process(os.getpid()).memory_info().rss
     assert rss < 1024 ** 3, f"RSS {rss / 1e6:.0f} MB"
+
+
+@pytest.mark.parametrize("value", ["null", "1.5", "true", '"text"'])
+def test_bare_json_scalars_are_refused_not_crashed(client, value):
+    """A JSON parameter that is a bare scalar (Hypothesis found layerTimeOptions=null
+    answering 500) is the client's error."""
+    resp = client.get("/arcgis/rest/services/World/MapServer/export", query_string={
+        "bbox": "-10,-10,10,10", "size": "32,32", "f": "json", "layerTimeOptions": value})
+    body = resp.get_json()
+    assert body["error"]["code"] == 400, body

@@ -154,7 +154,12 @@ def check_json_shape(obj: Any, name: str, lim: limits.Limits | None = None) -> N
         if depth > lim.max_json_depth:
             raise limits.too_large(name, f"is nested deeper than {lim.max_json_depth} levels "
                                          "(MAPSERVER_MAX_JSON_DEPTH)")
-        children = o.values() if isinstance(o, dict) else o
+        if isinstance(o, dict):
+            children = list(o.values())
+        elif isinstance(o, list):
+            children = o
+        else:  # a bare scalar document: "null", "1.5", "\"text\""
+            children = []
         items += len(children)
         if items > lim.max_json_items:
             raise limits.too_large(name, f"holds more than {lim.max_json_items} values "
