@@ -167,25 +167,17 @@ def _transformer(src: SpatialRef, dst: SpatialRef, datum: Datum) -> pyproj.Trans
     return chosen or transformer(src, dst)
 
 
-def _affine_fn(grid: Grid):
-    inv = ~grid.transform
-
-    def fn(xy: np.ndarray) -> np.ndarray:
-        return np.column_stack([inv.a * xy[:, 0] + inv.b * xy[:, 1] + inv.c,
-                                inv.d * xy[:, 0] + inv.e * xy[:, 1] + inv.f])
-
-    return fn
-
-
 def _window_pieces(geoms: np.ndarray, fr: Frame) -> tuple[np.ndarray, np.ndarray]:
     """Parts of lon/lat geometries cut at the frame's antimeridian (and clamped in latitude),
     each shifted into ``[lon0 - 180, lon0 + 180]``. Returns (parts, feature index)."""
     south, north = fr.lat_range
-    if fr.cut:
-        lo, hi = fr.lon0 - 180.0 + CUT_EPS, fr.lon0 + 180.0 - CUT_EPS
-        shifts = (-360.0, 0.0, 360.0)
-    else:
-        lo, hi, shifts = -1e9, 1e9, (0.0,)
+    if not fr.cut:  # only the clamp, and only for geometries that reach past it
+        parts, owner = shapely.get_parts(_clip_outside(geoms, -1e9, south, 1e9, north),
+                                         return_index=True)
+        keep = ~shapely.is_empty(parts)
+        return parts[keep], owner[keep]
+    lo, hi = fr.lon0 - 180.0 + CUT_EPS, fr.lon0 + 180.0 - CUT_EPS
+    shifts = (-360.0, 0.0, 360.0)
     all_parts, all_owner = [], []
     for k in shifts:
         pieces = shapely.clip_by_rect(geoms, lo + k, south, hi + k, north)
@@ -238,23 +230,66 @@ def _finite_only(g: shapely.Geometry) -> shapely.Geometry:
         type(g)(parts) if parts else type(g)()
 
 
+def _to_pixels_fn(tr: pyproj.Transformer | None, grid: Grid, unprojected: list[bool]):
+    """One coordinate function for ``shapely.transform``: the map projection (``tr``, None
+    for none) and the grid's affine in one pass, so every geometry is cloned once. Vertices
+    that did not project get :data:`UNPROJECTED` and are reported in ``unprojected``."""
+    inv = ~grid.transform
+
+    def fn(xy: np.ndarray) -> np.ndarray:
+        if tr is None:
+            x, y, bad = xy[:, 0], xy[:, 1], None
+        else:
+            with np.errstate(all="ignore"):
+                x, y = tr.transform(xy[:, 0], xy[:, 1], errcheck=False)
+            x, y = np.asarray(x), np.asarray(y)
+            bad = ~(np.isfinite(x) & np.isfinite(y))
+        out = np.column_stack([inv.a * x + inv.b * y + inv.c, inv.d * x + inv.e * y + inv.f])
+        if bad is not None and bad.any():
+            out[bad] = UNPROJECTED
+            unprojected.append(True)
+        return out
+
+    return fn
+
+
+def _clip_outside(parts: np.ndarray, xmin: float, ymin: float, xmax: float, ymax: float
+                  ) -> np.ndarray:
+    """``clip_by_rect`` for just the parts that reach outside the rectangle (the others are
+    returned as they are: clipping copies every geometry)."""
+    b = shapely.bounds(parts)
+    out = (b[:, 0] < xmin) | (b[:, 1] < ymin) | (b[:, 2] > xmax) | (b[:, 3] > ymax)
+    if not out.any():
+        return parts
+    parts = parts.copy()
+    parts[out] = shapely.clip_by_rect(parts[out], xmin, ymin, xmax, ymax)
+    return parts
+
+
+COMPUTE = object()  # to_pixel_parts(area=COMPUTE): work out the view's area itself
+
+
 def to_pixel_parts(geoms: np.ndarray, src: SpatialRef, grid: Grid, datum: Datum = (),
-                   margin: float = 64.0) -> tuple[np.ndarray, np.ndarray]:
+                   margin: float = 64.0, area: object = COMPUTE
+                   ) -> tuple[np.ndarray, np.ndarray]:
     """Lines or polygons in ``src`` → their single parts in ``grid``'s pixel space (cut,
-    clamped, clipped to the pixel rectangle grown by ``margin`` pixels). Returns (parts,
-    index of the feature each part came from); empty parts are dropped."""
+    clamped, clipped to the pixel rectangle grown by ``margin`` pixels). ``area`` is
+    :func:`view_area` of the grid in ``src`` when the caller has it (the planner does).
+    Returns (parts, index of the feature each part came from); empty parts are dropped."""
     if len(geoms) == 0:
         return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
     fr = frame(grid.sr)
     if src != grid.sr:
         # a cheap first cut in the source SR: nothing outside the view's area can show, and
         # far fewer vertices are projected for a zoomed-in view of large features
-        area = view_area(grid, src)
+        if area is COMPUTE:
+            area = view_area(grid, src)
         if area is not None:
-            geoms = shapely.clip_by_rect(geoms, *area.bounds)
+            geoms = _clip_outside(geoms, *area.bounds)  # type: ignore[union-attr]
+    unprojected: list[bool] = []
     if src == grid.sr:
         parts, owner = shapely.get_parts(geoms, return_index=True)
-        parts = shapely.transform(parts, _affine_fn(grid))
+        parts = shapely.transform(parts, _to_pixels_fn(None, grid, unprojected))
     elif fr.via_geodetic:
         g = fr.geodetic
         assert g is not None
@@ -263,16 +298,15 @@ def to_pixel_parts(geoms: np.ndarray, src: SpatialRef, grid: Grid, datum: Datum 
         parts, owner = _window_pieces(world, fr)
         if not fr.cylindrical:  # after the cut: its new edges (a meridian, a parallel) bend
             parts = shapely.segmentize(parts, DENSIFY_DEG)
-        to_map = transformer(g, grid.sr)
-        parts = _drop_nonfinite(shapely.transform(parts, _xy(to_map)))
-        parts = shapely.transform(parts, _affine_fn(grid))
+        parts = shapely.transform(parts, _to_pixels_fn(transformer(g, grid.sr), grid,
+                                                       unprojected))
     else:
         parts, owner = shapely.get_parts(geoms, return_index=True)
-        parts = _drop_nonfinite(shapely.transform(parts, _xy(_transformer(src, grid.sr,
-                                                                           datum))))
-        parts = shapely.transform(parts, _affine_fn(grid))
-    parts = shapely.clip_by_rect(parts, -margin, -margin, grid.width + margin,
-                                 grid.height + margin)
+        parts = shapely.transform(parts, _to_pixels_fn(_transformer(src, grid.sr, datum), grid,
+                                                       unprojected))
+    if unprojected:
+        parts = _drop_nonfinite(parts)
+    parts = _clip_outside(parts, -margin, -margin, grid.width + margin, grid.height + margin)
     parts, sub = shapely.get_parts(parts, return_index=True)
     owner = owner[sub]
     keep = ~shapely.is_empty(parts)

@@ -24,6 +24,7 @@ from mapserver import limits
 from mapserver.catalog.model import Layer
 from mapserver.errors import InvalidParameter
 from mapserver.geo.grid import Grid
+from mapserver.geo.project import COMPUTE
 from mapserver.render.clip import apply_mask
 from mapserver.render.raster import render_raster
 from mapserver.render.style import (
@@ -51,6 +52,7 @@ class DrawItem:
     show_labels: bool = True
     mask: np.ndarray | None = None  # clipping: per-pixel alpha factor (render/clip.py)
     datum: tuple = ()  # the request's datumTransformations (mapserver/datum.py)
+    area: object = COMPUTE  # the view's area in the layer's SR, when the planner has it
 
 
 def agg_rgba(fig: Figure, grid: Grid) -> np.ndarray:
@@ -137,7 +139,8 @@ def _fit(buf: np.ndarray, grid: Grid) -> np.ndarray:
 
 def _vector_rgba(item: DrawItem, grid: Grid) -> np.ndarray:
     with scratch_axes(grid) as (ax, render):
-        draw_features(ax, item.layer, item.idx, grid, item.renderer, datum=item.datum)
+        draw_features(ax, item.layer, item.idx, grid, item.renderer, datum=item.datum,
+                      area=item.area)
         return render()
 
 
@@ -258,7 +261,7 @@ def render_rgba(items: Sequence[DrawItem], grid: Grid,
         limits.check_budget(f"before drawing layer {item.layer.id}")
         canvas = over(canvas, apply_mask(layer_rgba(item, grid), item.mask), item.opacity)
         if item.show_labels and item.layer.kind == "feature" and item.idx is not None:
-            labels.extend(label_specs(item.layer, item.idx, grid, item.datum))
+            labels.extend(label_specs(item.layer, item.idx, grid, item.datum, item.area))
     if labels:
         limits.check_budget("before drawing labels")
         with scratch_axes(grid) as (ax, render):
@@ -299,7 +302,7 @@ def render_figure(items: Sequence[DrawItem], grid: Grid,
             draw_features(ax, item.layer, item.idx, grid, item.renderer, alpha=item.opacity,
                           datum=item.datum)
             if item.show_labels and item.idx is not None:
-                labels.extend(label_specs(item.layer, item.idx, grid, item.datum))
+                labels.extend(label_specs(item.layer, item.idx, grid, item.datum, item.area))
         if clipped:
             for artist in artists():
                 if id(artist) not in seen:

@@ -21,7 +21,7 @@ from matplotlib.path import Path
 
 from mapserver.catalog.model import LabelClass, Layer
 from mapserver.geo.grid import Grid
-from mapserver.geo.project import cuts_geometry, points_to_pixels, to_pixel_parts
+from mapserver.geo.project import COMPUTE, cuts_geometry, points_to_pixels, to_pixel_parts
 from mapserver.render.geometry import feature_paths
 from mapserver.render.labels import placement
 from mapserver.render.style import (
@@ -137,9 +137,10 @@ def symbol_scale_for(layer: Layer, grid: Grid) -> float:
 
 def draw_features(ax: Axes, layer: Layer, idx: np.ndarray, grid: Grid,
                   renderer: Renderer | None = None, alpha: float = 1.0,
-                  datum: tuple = ()) -> None:
+                  datum: tuple = (), area: object = COMPUTE) -> None:
     """Draw the features ``idx`` of a vector layer onto ``ax`` (geometry reaches the grid
-    through :mod:`mapserver.geo.project`, with the request's datum transformations)."""
+    through :mod:`mapserver.geo.project`, with the request's datum transformations;
+    ``area``: the view's area in the layer's SR when the planner already has it)."""
     symbol_scale = symbol_scale_for(layer, grid)
     table = layer.table
     assert table is not None
@@ -170,12 +171,13 @@ def draw_features(ax: Axes, layer: Layer, idx: np.ndarray, grid: Grid,
                                alpha, sub)
         return
     closed = gtype == "esriGeometryPolygon"
-    parts, owner = to_pixel_parts(geoms, table.sr, grid, datum)
+    parts, owner = to_pixel_parts(geoms, table.sr, grid, datum, area=area)
     paths = feature_paths(parts, owner, len(idx), closed=closed)
     outlines = None
     if closed and cuts_geometry(table.sr, grid):
         # polygons cut at the map's antimeridian: stroke the rings themselves, not the cut
-        lines, line_owner = to_pixel_parts(shapely.boundary(geoms), table.sr, grid, datum)
+        lines, line_owner = to_pixel_parts(shapely.boundary(geoms), table.sr, grid, datum,
+                                           area=area)
         outlines = feature_paths(lines, line_owner, len(idx), closed=False)
     for ci, cls in enumerate(all_classes):
         which = [i for i in np.flatnonzero(classes == ci) if len(paths[i].vertices)]
@@ -427,7 +429,8 @@ EXACT_MARKERS = (True, True)
 
 
 def label_anchors(layer: Layer, idx: np.ndarray, grid: Grid, datum: tuple = (),
-                  at: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  at: float = 0.5, area: object = COMPUTE
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One pixel anchor per labelled feature, from the same projected geometry the map draws:
     a polygon's largest visible part's point on surface, a point itself, and for lines the
     point ``at`` (0..1) along the largest visible part. Returns ((n, 2) pixels, the features'
@@ -440,7 +443,7 @@ def label_anchors(layer: Layer, idx: np.ndarray, grid: Grid, datum: tuple = (),
         ok = ~shapely.is_empty(first) & ~shapely.is_missing(first)
         pix, owner = points_to_pixels(first[ok], table.sr, grid, datum)
         return pix, idx[ok][owner], np.zeros(len(pix))
-    parts, owner = to_pixel_parts(geoms, table.sr, grid, datum, margin=0.0)
+    parts, owner = to_pixel_parts(geoms, table.sr, grid, datum, margin=0.0, area=area)
     if not len(parts):
         return np.empty((0, 2)), idx[:0], np.empty(0)
     polygon = table.geometry_type == "esriGeometryPolygon"
@@ -484,8 +487,8 @@ def _label_text(lc: LabelClass, row: dict) -> str | None:
     return str(v)
 
 
-def label_specs(layer: Layer, idx: np.ndarray, grid: Grid, datum: tuple = ()
-                ) -> list[LabelSpec]:
+def label_specs(layer: Layer, idx: np.ndarray, grid: Grid, datum: tuple = (),
+                area: object = COMPUTE) -> list[LabelSpec]:
     """Labels for the features ``idx`` (pixel anchors, text and placement), for the classes
     in scale range, each class for the features its ``where`` selects."""
     table = layer.table
@@ -509,7 +512,7 @@ def label_specs(layer: Layer, idx: np.ndarray, grid: Grid, datum: tuple = ()
             if not len(sel):
                 continue
         place = placement(lc.placement, lc.size)
-        pix, feats, angles = label_anchors(layer, sel, grid, datum, at=place.at)
+        pix, feats, angles = label_anchors(layer, sel, grid, datum, at=place.at, area=area)
         rows = _label_rows(table, lc, feats)
         for (x, y), angle, row in zip(pix, angles, rows, strict=True):
             if not (0 <= x <= grid.width and 0 <= y <= grid.height):

@@ -131,11 +131,12 @@ def plan_map(m: MapLayers, grid: Grid, clip: np.ndarray | None = None) -> list[D
             if raster is not None:
                 items.append(DrawItem(layer=raster, opacity=opacity, mask=mask, datum=m.datum))
             continue
-        idx = select_features(layer, layer_filter(m, layer, MESSAGE),
-                              view_area(grid, layer.table.sr))
+        area = view_area(grid, layer.table.sr)  # once: selection and drawing share it
+        idx = select_features(layer, layer_filter(m, layer, MESSAGE), area)
         drawn[layer.id] = idx
         items.append(DrawItem(layer=layer, idx=idx, opacity=opacity, mask=mask,
-                              show_labels=layer.id not in m.labels_off, datum=m.datum))
+                              show_labels=layer.id not in m.labels_off, datum=m.datum,
+                              area=area))
     for sel in f.selections:
         layer = m.layer(sel.layer_id)
         assert layer is not None and layer.table is not None
