@@ -15,17 +15,13 @@ transformation's steps, and the conversion on to the target SR. Requested transf
 not connect the two datums are not used for that pair, as in ArcGIS. :func:`raster_operation`
 gives the same pipeline as a string for GDAL's ``COORDINATE_OPERATION`` warp option.
 
-:func:`override` and :func:`using` keep the older context-variable interface (one export's
-choice held for render/geometry.py) working on top of :func:`choose`.
+The choice travels with the request (``MapFilters.datum``), never in module state.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -52,9 +48,6 @@ class Requested:
 
     steps: tuple[tuple[str, bool], ...]
     text: str  # as the client wrote it, for messages
-
-
-_current: ContextVar[tuple[Requested, ...]] = ContextVar("datum_transformations", default=())
 
 
 def _bad(problem: str) -> InvalidParameter:
@@ -498,23 +491,3 @@ def raster_operation(src: SpatialRef, dst: SpatialRef,
     ``COORDINATE_OPERATION`` (axes in each CRS's own order, as GDAL expects); None when none
     applies."""
     return _built(src, dst, requested, False)
-
-
-# ---- the older context-variable interface ----------------------------------------------------
-
-@contextmanager
-def using(requested: tuple[Requested, ...]) -> Iterator[None]:
-    """Use ``requested`` for every vector projection inside the block (one export)."""
-    token = _current.set(requested)
-    try:
-        yield
-    finally:
-        _current.reset(token)
-
-
-def override(src: SpatialRef, dst: SpatialRef) -> pyproj.Transformer | None:
-    """The requested transformation between ``src`` and ``dst``, if one applies."""
-    requested = _current.get()
-    if not requested or src == dst:
-        return None
-    return choose(src, dst, requested)
