@@ -8,6 +8,7 @@ the source pixel values under the point.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -33,7 +34,7 @@ from mapserver.geo.grid import Grid
 from mapserver.geo.project import project_geometry
 from mapserver.params.common import Params, parse_f, parse_int_list, parse_numbers
 from mapserver.params.filters import MapFilters, parse_map_filters
-from mapserver.select.features import LayerFilter, SpatialFilter, select_features
+from mapserver.select.features import SpatialFilter, select_features
 from mapserver.select.layers import descendants
 from mapserver.select.plan import MapLayers, drawn_raster, layer_filter, resolve_map
 
@@ -179,8 +180,7 @@ def run_identify(service: Service, req: IdentifyRequest) -> dict:
         else:
             assert layer.table is not None
             area = project_geometry(search, req.opts.sr, layer.table.sr, m.datum)
-            filt = layer_filter(m, layer)
-            filt = LayerFilter(filt.where, filt.window, filt.relation, SpatialFilter(area))
+            filt = dataclasses.replace(layer_filter(m, layer), spatial=SpatialFilter(area))
             idx = select_features(layer, filt)
             found = feature_results(layer, idx, req.opts)
         results.extend(found)

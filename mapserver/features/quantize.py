@@ -19,7 +19,6 @@ parameters uses that default grid too, since pbf coordinates are always integers
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +27,7 @@ import shapely
 from mapserver.errors import InvalidParameter
 from mapserver.features.geometry_out import project, to_esri
 from mapserver.geo.sr import SpatialRef, parse_sr
+from mapserver.params.common import parse_json
 
 MODES = ("view", "edit")
 ORIGINS = {"upperleft": "upperLeft", "bottomleft": "bottomLeft", "lowerleft": "bottomLeft"}
@@ -70,8 +70,8 @@ def parse_quantization(raw: str | None, message: str) -> Quantization | None:
         return None
     bad = InvalidParameter(message, ["'quantizationParameters' parameter is invalid"])
     try:
-        obj = json.loads(raw)
-    except ValueError:
+        obj = parse_json(raw, "quantizationParameters")  # within the request limits
+    except InvalidParameter:
         raise bad from None
     if not isinstance(obj, dict):
         raise bad
@@ -94,7 +94,7 @@ def parse_quantization(raw: str | None, message: str) -> Quantization | None:
             raise bad
         if ext.get("spatialReference") is not None:
             try:
-                sr = parse_sr(json.dumps(ext["spatialReference"]), None)
+                sr = parse_sr(ext["spatialReference"], None)
             except InvalidParameter:
                 raise bad from None
     return Quantization(mode, origin, float(tol) if tol is not None else None,

@@ -8,6 +8,7 @@ page says so with ``exceededTransferLimit: true``.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -181,12 +182,13 @@ def _declared(params: Params, layer: Layer) -> tuple[tuple[str, str], ...]:
 
 
 def _json_text(value: str | None, name: str) -> str:
-    import json
-
+    """The value re-serialised after parsing within the request limits (size, depth, finite
+    numbers), so it is embedded in the map parameter as one JSON value."""
     try:
-        return json.dumps(json.loads(value or ""))
-    except ValueError:
-        raise InvalidParameter(MESSAGE, [f"'{name}' parameter is invalid"]) from None
+        return json.dumps(parse_json(value or "", name))
+    except InvalidParameter as exc:
+        raise InvalidParameter(MESSAGE, [f"'{name}' parameter is invalid",
+                                         *exc.details]) from None
 
 
 def _text_clause(layer: Layer, text: str | None) -> str | None:
@@ -280,8 +282,7 @@ def _ordered(layer: Layer, idx: np.ndarray, order_by: tuple[tuple[str, bool], ..
 
 
 def run_query(service: Service, layer: Layer, req: QueryRequest) -> dict:
-    table = layer.table
-    assert table is not None and req.out_sr is not None
+    assert req.out_sr is not None
     layer, idx = select(service, layer, req)
     table = layer.table
     assert table is not None

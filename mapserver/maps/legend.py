@@ -24,7 +24,7 @@ from mapserver.catalog.model import Layer, RasterStyle, Service
 from mapserver.encode.image import FORMATS, encode_raster
 from mapserver.geo.grid import Grid
 from mapserver.geo.sr import from_wkid
-from mapserver.render.compose import agg_rgba
+from mapserver.render.compose import agg_rgba, check_layer_symbols
 from mapserver.render.raster import colorize
 from mapserver.render.style import MarkerSymbol, PictureMarkerSymbol, Symbol
 from mapserver.render.vector import draw_symbol, new_axes
@@ -66,6 +66,9 @@ def service_legend(service: Service, opts: LegendOptions,
 def layer_legend(layer: Layer, opts: LegendOptions) -> dict | None:
     if layer.kind == "group":
         return None
+    # the export's symbol-size limit, before a swatch is sized or drawn (a dynamicLayers
+    # marker of 1e6 pt would ask for a figure a million pixels wide)
+    check_layer_symbols([layer], opts.dpi)
     alpha = 1.0 - layer.transparency / 100.0
     if layer.kind == "raster" and layer.raster_style is not None:
         entries = _raster_entries(layer.raster_style, opts, alpha)

@@ -300,7 +300,7 @@ def render_figure(items: Sequence[DrawItem], grid: Grid,
                       alpha=item.opacity if item.opacity < 1 else None, resample=False)
         else:
             draw_features(ax, item.layer, item.idx, grid, item.renderer, alpha=item.opacity,
-                          datum=item.datum)
+                          datum=item.datum, area=item.area)
             if item.show_labels and item.idx is not None:
                 labels.extend(label_specs(item.layer, item.idx, grid, item.datum, item.area))
         if clipped:

@@ -32,6 +32,7 @@ from mapserver.params.common import parse_f, parse_int_list, safe_loads
 from mapserver.rest.context import Ctx, service_op
 from mapserver.rest.html import operation_form
 from mapserver.rest.http import html_response, json_response
+from mapserver.select.layers import default_visible
 
 MESSAGE = "Invalid or missing input parameters."
 THUMBNAIL_SIZE = (200, 133)
@@ -159,8 +160,9 @@ def generate_kml(ctx: Ctx, rest: list[str]) -> Response:
                                          "vectors) is not supported by this server; use "
                                          "composite or separateImage"])
     layers = _layer_ids(ctx.service, ctx.params.raw("layers"), "layers")
-    if ctx.params.raw("layers") is None:
-        layers = [lyr for lyr in layers if lyr.default_visibility]
+    if ctx.params.raw("layers") is None:  # the map as published (groups included)
+        shown = default_visible(ctx.service)
+        layers = [lyr for lyr in layers if lyr.id in shown]
     kml = build_network_kml(ctx, doc_name, layers, match)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:

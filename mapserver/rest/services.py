@@ -6,9 +6,12 @@ the registry in :mod:`mapserver.rest.context`.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from flask import Blueprint, Response, current_app, request
 
-from mapserver import metadata
+from mapserver import limits, metadata
 from mapserver.errors import MapServerError, NotFound
 from mapserver.params.common import parse_f
 from mapserver.rest.context import LAYER_OPS, SERVICE_OPS, AppState, Ctx
@@ -18,6 +21,16 @@ from mapserver.serving import render_slot
 
 bp = Blueprint("services", __name__)
 METHODS = ["GET", "POST"]
+
+
+@contextlib.contextmanager
+def operation_slot() -> Iterator[None]:
+    """This process's render slot (one CPU-bound operation at a time, serving.py), with the
+    request's time budget restarted once it is held: time queued behind other requests'
+    renders is not this request's work."""
+    with render_slot():
+        limits.start_budget()
+        yield
 
 
 def state() -> AppState:
@@ -86,7 +99,7 @@ def dispatch(subpath: str) -> Response:
         op = LAYER_OPS.get("{objectid}" if rest[1].isdigit() else rest[1].lower())
         if op is None:
             raise MapServerError("Invalid URL", ["Invalid URL"], code=400)
-        with render_slot():  # one CPU-bound operation at a time per process (serving.py)
+        with operation_slot():
             return op(ctx, layer, rest[1:] if rest[1].isdigit() else rest[2:])
     if head.lower() == "layers" and len(rest) == 1:
         if ctx.params.raw("dynamicLayers") is not None:  # the layers as the request sees them
@@ -101,5 +114,5 @@ def dispatch(subpath: str) -> Response:
     op = SERVICE_OPS.get(head.lower())
     if op is None:
         raise MapServerError("Invalid URL", ["Invalid URL"], code=400)
-    with render_slot():  # one CPU-bound operation at a time per process (serving.py)
+    with operation_slot():
         return op(ctx, rest[1:])
