@@ -282,3 +282,29 @@ def test_bare_json_scalars_are_refused_not_crashed(client, value):
         "bbox": "-10,-10,10,10", "size": "32,32", "f": "json", "layerTimeOptions": value})
     body = resp.get_json()
     assert body["error"]["code"] == 400, body
+
+
+def test_huge_legend_symbol_is_refused_and_the_next_legend_is_unchanged(client):
+    """The export's symbol-size limit holds for legend swatches too: a dynamicLayers marker
+    of 1e6 pt must not ask for a figure a million pixels wide."""
+    legend = "/arcgis/rest/services/World/MapServer/legend"
+    before = client.get(legend, query_string={"f": "json"}).data
+    huge = json.dumps([{"id": 0, "source": {"type": "mapLayer", "mapLayerId": 0},
+                        "drawingInfo": {"renderer": {"type": "simple", "symbol": {
+                            "type": "esriSMS", "style": "esriSMSCircle",
+                            "color": [0, 0, 0, 255], "size": 1e6}}}}])
+    body = client.get(legend, query_string={"f": "json", "dynamicLayers": huge}).get_json()
+    assert body["error"]["code"] == 400
+    assert "MAPSERVER_MAX_SYMBOL_PIXELS" in body["error"]["details"][0]
+    assert client.get(legend, query_string={"f": "json"}).data == before
+
+
+@pytest.mark.parametrize(("path", "name"), [
+    ("/arcgis/rest/services/Samples/Demo/MapServer/1/query", "rangeValues"),
+    ("/arcgis/rest/services/Samples/Demo/MapServer/1/query", "parameterValues"),
+    ("/arcgis/rest/services/World/MapServer/1/query", "quantizationParameters")])
+@pytest.mark.parametrize("value", ["[" * 5000 + "]" * 5000, '{"tolerance": NaN}'])
+def test_query_json_parameters_keep_the_request_limits(client, path, name, value):
+    body = client.get(path, query_string={"where": "1=1", "f": "json", name: value}).get_json()
+    assert body["error"]["code"] == 400, body
+    assert f"'{name}' parameter is invalid" in body["error"]["details"]

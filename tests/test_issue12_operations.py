@@ -227,8 +227,8 @@ def test_metadata_xml_parses(client):
 def test_metadata_of_a_time_enabled_service_has_iso_dates(client):
     root = ET.fromstring(client.get("/arcgis/rest/services/Gapminder/MapServer/info/"
                                     "metadata").data)
-    begin = next(root.iter(f"{GMD}beginPosition")).text
-    assert begin.startswith("19") and "T" in begin
+    assert next(root.iter(f"{GMD}beginPosition")).text == "1952-01-01T00:00:00+00:00"
+    assert next(root.iter(f"{GMD}endPosition")).text == "2007-01-01T00:00:00+00:00"
 
 
 def test_unknown_info_resource(client):

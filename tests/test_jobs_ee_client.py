@@ -16,13 +16,12 @@ import time
 from pathlib import Path
 
 import av
+import ee  # noqa: E402  (a test dependency: missing it must fail, not skip)
 import numpy as np
 import pytest
 import rasterio
 from jobs_helpers import make_app
 from PIL import Image
-
-ee = pytest.importorskip("ee")
 
 TERMINAL = ("COMPLETED", "FAILED", "CANCELLED")
 OLINDA_BOX = [-34.95, -8.05, -34.85, -7.95]

@@ -118,11 +118,9 @@ def test_pool_killed_between_operations_does_not_fail_the_next_one(tmp_path):
         for pid in _pool_pids(svc):
             os.kill(pid, signal.SIGKILL)
         time.sleep(0.5)
-        t0 = time.monotonic()
         name = client.post("/v1/projects/p/image:export",
                            json=tall_body("second")).get_json()["name"]
         op = wait_done(client, name, 120)
         assert op["metadata"]["state"] == "SUCCEEDED", op
-        assert time.monotonic() - t0 > 0.01
     finally:
         svc.close()

@@ -251,4 +251,4 @@ def test_limits_from_environment():
 
 
 def test_outside_a_request_the_environment_limits_apply():
-    assert limits.current().max_dpi > 0
+    assert limits.Limits.from_env({"MAPSERVER_MAX_DPI": "123"}).max_dpi == 123

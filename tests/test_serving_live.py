@@ -243,7 +243,8 @@ def test_f_json_answers_while_two_waits_and_slow_clients_are_in_flight(gunicorn)
         assert all(t.is_alive() for t in waits), "the waits returned early"
         print(f"\nf=json: {baseline * 1000:.0f} ms idle, with two 15 s :wait calls and a "
               f"slow client in flight {[round(x * 1000) for x in latencies]} ms")
-        assert max(latencies) < 1.0, latencies
+        # blocked would mean ~15 s (the waits' timeout); 5 s leaves room for a loaded CI host
+        assert max(latencies) < 5.0, latencies
         # the operation is still RUNNING: what the waits are blocked on
         status, _, raw = request(port, "GET", f"/v1/{name}",
                                  headers={"Authorization": f"Bearer {API_KEY}"})
@@ -295,7 +296,8 @@ def test_nginx_slow_clients_do_not_block_others(nginx):
         latencies = [timed_f_json(port) for _ in range(5)]
         print(f"\nf=json through nginx with 24 slow clients connected: "
               f"{[round(x * 1000) for x in latencies]} ms")
-        assert max(latencies) < 1.0, latencies
+        # blocked would mean ~15 s (the waits' timeout); 5 s leaves room for a loaded CI host
+        assert max(latencies) < 5.0, latencies
     finally:
         slow.close()
 
