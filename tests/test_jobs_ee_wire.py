@@ -196,3 +196,19 @@ def test_discovery_lists_only_routed_methods(env):
         r = client.post("/v1/projects/w/image:export", data=garbage,
                         content_type="application/json")
         assert r.status_code == 400 and r.get_json()["error"]["status"] == "INVALID_ARGUMENT"
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    ({"gdbVersion": "sde.NOPE"}, "unknown version 'sde.NOPE'"),
+    ({"historicMoment": "yesterday"}, "'historicMoment' must be a time in epoch milliseconds"),
+    ({"dynamicLayers": [{"id": 1, "source": {"type": "mapLayer", "mapLayerId": 99}}]},
+     "mapLayerId 99 is not a layer of this service")])
+def test_image_load_map_arguments_are_checked_at_submit(env, args, named):
+    """An Image.load's export arguments are checked against the service as /export checks
+    them: a bad value is INVALID_ARGUMENT at submit, not a failure of every shard later."""
+    client, _, _ = env
+    r = post(client, image_body("bad", load("Samples/Demo", **args), "bad",
+                                grid=pixel_grid("EPSG:4326", -10, 10, 1, 8, 8)))
+    err = r.get_json()["error"]
+    assert r.status_code == 400 and err["status"] == "INVALID_ARGUMENT", err
+    assert named in err["message"]

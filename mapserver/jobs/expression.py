@@ -27,7 +27,14 @@ from mapserver.errors import MapServerError
 from mapserver.jobs.crs import parse_crs
 from mapserver.jobs.errors import ApiError, invalid
 from mapserver.jobs.geometry import GeometryValue, ProjectionValue, construct, from_constant
-from mapserver.params.filters import parse_layer_defs, parse_layers, parse_time
+from mapserver.params.common import Params
+from mapserver.params.filters import (
+    parse_layer_defs,
+    parse_layers,
+    parse_map_filters,
+    parse_time,
+)
+from mapserver.select.plan import resolve_map
 
 MAX_NODES = 2000
 RGBA_BANDS = ("vis-red", "vis-green", "vis-blue", "vis-alpha")
@@ -402,7 +409,26 @@ def _export_args(spec: ImageSpec, a: dict, fname: str, svc: Service) -> ImageSpe
     unknown = set(a) - {"id", "layers", "layerDefs", "time", "version", *EXPORT_ARGS}
     if unknown:
         raise invalid(f"{fname}: unknown arguments {sorted(unknown)}")
+    if spec.layer_id is None and (spec.extras or spec.layers or spec.layer_defs):
+        # checked against the service now, as /export checks them, so a bad value is a 400
+        # at submit and not a failure of every shard later
+        try:
+            resolve_map(svc, parse_map_filters(export_params(spec), svc.sr))
+        except MapServerError as exc:
+            raise invalid(f"{fname}: {exc.message} {' '.join(exc.details)}".strip()) from exc
     return spec
+
+
+def export_params(spec: ImageSpec) -> Params:
+    """The image's export-time arguments as the /export parameters they are."""
+    pairs = list(spec.extras.items())
+    if spec.layers:
+        pairs.append(("layers", spec.layers))
+    if spec.layer_defs:
+        pairs.append(("layerDefs", _json(spec.layer_defs)))
+    if spec.time is not None:
+        pairs.append(("time", ",".join("null" if t is None else str(t) for t in spec.time)))
+    return Params(pairs)
 
 
 def _json(v: Any) -> str:

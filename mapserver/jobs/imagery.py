@@ -23,10 +23,9 @@ from mapserver.geo.project import MERCATOR_MAX_LAT, project_bounds, project_geom
 from mapserver.geo.sr import SpatialRef, parse_sr
 from mapserver.jobs.crs import parse_crs
 from mapserver.jobs.errors import invalid
-from mapserver.jobs.expression import RGBA_BANDS, ImageSpec, source_band_names
+from mapserver.jobs.expression import RGBA_BANDS, ImageSpec, export_params, source_band_names
 from mapserver.jobs.expression import band_names as _band_names
 from mapserver.maps.export import draw_map
-from mapserver.params.common import Params
 from mapserver.params.filters import parse_map_filters
 from mapserver.select.plan import resolve_map
 from mapserver.tiling import TilingScheme, parse_tiling
@@ -243,20 +242,6 @@ def visualize(data: np.ndarray, valid: np.ndarray, vis: dict) -> np.ndarray:
     out[3] = np.where(valid, round(255 * opacity), 0).astype(np.uint8)
     out[:3, ~valid] = 0
     return out
-
-
-def export_params(spec: ImageSpec) -> Params:
-    """The image's export-time arguments as the /export parameters they are."""
-    pairs = [(k, v) for k, v in spec.extras.items()]
-    if spec.layers:
-        pairs.append(("layers", spec.layers))
-    if spec.layer_defs:
-        import json
-
-        pairs.append(("layerDefs", json.dumps(spec.layer_defs)))
-    if spec.time is not None:
-        pairs.append(("time", ",".join("null" if t is None else str(t) for t in spec.time)))
-    return Params(pairs)
 
 
 def clip_mask(geojson: dict, grid: Grid, crs: str | None = None) -> np.ndarray:
