@@ -57,7 +57,6 @@ class JobConfig:
     dispatch: bool = True
     lease_seconds: float = 30.0
     poll_seconds: float = 0.2
-    max_tiles: int = 100_000
     max_wait_seconds: float = 60.0
     shard_delay: float = 0.0  # test hook: slow shards down to observe RUNNING states
     drive_root: Path | None = None

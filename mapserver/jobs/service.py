@@ -8,6 +8,7 @@ import json
 import re
 import time
 
+from mapserver import limits
 from mapserver.catalog.model import Catalog
 from mapserver.jobs.ceilings import check_ceilings
 from mapserver.jobs.config import JobConfig
@@ -62,7 +63,7 @@ class JobService:
         if kind == "image":
             plan: JobPlan = parse_image(body, self.catalog)
         elif kind == "map":
-            plan = parse_map(body, self.catalog, self.config.max_tiles)
+            plan = parse_map(body, self.catalog, limits.current().jobs_max_tiles)
         else:
             plan = parse_video(body, self.catalog)
         check_ceilings(plan)  # server-side limits, whatever maxPixels says (jobs/ceilings.py)

@@ -474,7 +474,8 @@ def parse_map(body: Any, catalog: Catalog, max_tiles: int) -> JobPlan:
         count = (x1 - x0 + 1) * (y1 - y0 + 1)
         if len(tiles) + count > max_tiles:
             raise invalid(f"Export too large: specified more than {max_tiles} tiles "
-                          f"(zoom {start}-{end}). Lower endZoom or clip the image.")
+                          f"(zoom {start}-{end}; MAPSERVER_JOBS_MAX_TILES). Lower endZoom or "
+                          "clip the image.")
         tiles.extend([z, x, y] for x in range(x0, x1 + 1) for y in range(y0, y1 + 1))
     publish = flag(body, "publishTileCache", "request")
     if publish:
