@@ -54,6 +54,14 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     install_security(app, settings, catalog)
     app.register_blueprint(health_views.bp)
+    # metrics, logs with request ids, gzip, ETag/304 (observe/); hot reload (catalog/reload.py)
+    from mapserver.catalog.reload import install as install_reload
+    from mapserver.observe import install as install_observe
+    from mapserver.warmup import warm
+
+    install_observe(app, settings)
+    install_reload(app, settings)
+    warm(catalog)
     app.wsgi_app = wrap_wsgi(app.wsgi_app, settings)
 
     @app.route("/")

@@ -21,6 +21,12 @@
 | MAPSERVER_MAX_URL_LENGTH | ``16384`` | longest request target (path + query), bytes; else 414 |
 | MAPSERVER_THREADS | ``4`` | threads per gunicorn worker; renders still run one at a time |
 | MAPSERVER_WAIT_SLOTS | threads // 2 | blocking ``:wait`` calls per worker; more return at once |
+| MAPSERVER_LOG_FORMAT | ``text`` | ``json``: one JSON object per log line (request id, duration) |
+| MAPSERVER_METRICS | ``on`` | ``off``: no ``/metrics`` (Prometheus text format) |
+| MAPSERVER_RELOAD | ``2`` | seconds between checks of the definition files (``0``: SIGHUP only) |
+| MAPSERVER_METATILE | ``4`` | tiles are rendered in blocks of N×N (labels placed once per block) |
+| MAPSERVER_METATILE_BUFFER | ``64`` | pixels drawn around a metatile, then cut off |
+| MAPSERVER_S3_ENDPOINT | unset | endpoint URL of the S3-compatible store (``s3://`` locations) |
 """
 
 from __future__ import annotations
@@ -57,6 +63,13 @@ class Settings:
     max_url_length: int = 16384
     threads: int = 4
     wait_slots: int | None = None  # None: threads // 2
+    # operations (issue 11): logs, metrics, hot reload, metatiles, object store
+    log_format: str = "text"  # "text" | "json"
+    metrics: bool = True
+    reload_interval: float = 2.0  # seconds; 0: reload on SIGHUP only
+    metatile: int = 4
+    metatile_buffer: int = 64
+    s3_endpoint: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -90,7 +103,22 @@ class Settings:
             threads=max(1, int(env.get("MAPSERVER_THREADS", base.threads))),
             wait_slots=int(env["MAPSERVER_WAIT_SLOTS"]) if env.get("MAPSERVER_WAIT_SLOTS")
             else None,
+            log_format="json" if env.get("MAPSERVER_LOG_FORMAT", "").strip().lower() == "json"
+            else "text",
+            metrics=_flag(env.get("MAPSERVER_METRICS"), base.metrics),
+            reload_interval=max(0.0, float(env.get("MAPSERVER_RELOAD", base.reload_interval))),
+            metatile=max(1, min(16, int(env.get("MAPSERVER_METATILE", base.metatile)))),
+            metatile_buffer=max(0, min(512, int(env.get("MAPSERVER_METATILE_BUFFER",
+                                                        base.metatile_buffer)))),
+            s3_endpoint=env.get("MAPSERVER_S3_ENDPOINT") or None,
         )
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    """An on/off setting: off, 0, false, no (any case) are off; unset is the default."""
+    if value is None or not value.strip():
+        return default
+    return value.strip().lower() not in ("off", "0", "false", "no")
 
 
 def _list(value: str | None) -> tuple[str, ...]:

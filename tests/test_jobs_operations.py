@@ -195,7 +195,7 @@ def test_killed_worker_process_is_taken_over_and_resumes_unfinished_shards(tmp_p
                MAPSERVER_JOBS_ROOT=str(tmp_path / "buckets"), MAPSERVER_JOBS_WORKERS="1",
                MAPSERVER_JOBS_LEASE="1", MAPSERVER_JOBS_SHARD_DELAY="0.25",
                PYTHONPATH=str(PROJECT_ROOT))
-    worker = subprocess.Popen([sys.executable, "-m", "mapserver.cli", "worker"], env=env,
+    worker = subprocess.Popen([sys.executable, "-m", "mapserver.cli.jobs", "worker"], env=env,
                               start_new_session=True)
     try:
         end = time.monotonic() + 60
@@ -283,7 +283,7 @@ def test_cli_submits_and_shows_progress_until_done(env, capsys, monkeypatch):
     """``mapserver-jobs submit`` against a real HTTP server: progress bar, then the URIs."""
     from werkzeug.serving import make_server
 
-    from mapserver import cli
+    from mapserver.cli import jobs as cli
 
     client, tmp = env
     server = make_server("127.0.0.1", 0, client.application, threaded=True)

@@ -245,7 +245,7 @@ class Dispatcher:
                      payload["endZoom"], payload["bounds"])
 
     def publish_tiles(self, payload: dict, out: Path) -> None:
-        """Seed the service's /tile cache (``<cache>/<service>/<z>/<row>/<col>.png``) with the
+        """Seed the service's /tile cache (key ``<service>/<z>/<row>/<col>.png``) with the
         pyramid, atomically per tile, so /tile serves it without rendering."""
         from mapserver.jobs.shards import catalog_for
         from mapserver.maps.tiles import TileCache
@@ -255,7 +255,7 @@ class Dispatcher:
         root = out / payload["dest"]["prefix"]
         for path in root.glob("*/*/*"):
             z, x, y = (int(p) for p in path.relative_to(root).parts)
-            cache.put(cache.path(svc, z, y, x, "png"), path.read_bytes())
+            cache.put(f"{svc.name}/{z}/{y}/{x}.png", path.read_bytes())
 
     def finalize_video(self, op: dict, payload: dict, staging: Path, out: Path) -> None:
         frames = []

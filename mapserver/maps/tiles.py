@@ -12,14 +12,12 @@ tile at once and a reader never sees half a file. The cache is never invalidated
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 from mapserver.catalog.model import Service
 from mapserver.errors import NotFound
 from mapserver.maps.export import map_of, render_map
+from mapserver.maps.tile_cache import TileCache
 
 
 class TileNotFound(NotFound):
@@ -38,34 +36,6 @@ class Tile:
 
 def etag_of(content: bytes) -> str:
     return hashlib.blake2b(content, digest_size=16).hexdigest()
-
-
-class TileCache:
-    """Tiles on disk, shared by every worker of a host."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = Path(directory)
-
-    def path(self, service: Service, level: int, row: int, col: int, ext: str) -> Path:
-        # service names are "Name" or "Folder/Name": both safe path parts (validated at load)
-        return self.directory / service.name / str(level) / str(row) / f"{col}.{ext}"
-
-    def get(self, path: Path) -> bytes | None:
-        try:
-            return path.read_bytes()
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-
-    def put(self, path: Path, content: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tile", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(content)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
 
 def render_tile(service: Service, level: int, row: int, col: int,
@@ -91,12 +61,13 @@ def get_tile(service: Service, level: int, row: int, col: int, cache: TileCache 
     if scheme is None:
         raise TileNotFound("Tile not found", [f"Service {service.name} has no tiling scheme"])
     fmt = scheme.format
-    path = cache.path(service, level, row, col, fmt.extension) if cache else None
-    if path is not None and scheme.tile_grid(level, row, col) is not None:
-        content = cache.get(path)
+    # service names are "Name" or "Folder/Name": safe key parts (validated at load)
+    key = f"{service.name}/{level}/{row}/{col}.{fmt.extension}"
+    if cache is not None and scheme.tile_grid(level, row, col) is not None:
+        content = cache.get(key)
         if content is not None:
             return Tile(content, fmt.content_type, etag_of(content), cached=True)
     content = render_tile(service, level, row, col, png_compression)
-    if cache is not None and path is not None:
-        cache.put(path, content)
+    if cache is not None:
+        cache.put(key, content)
     return Tile(content, fmt.content_type, etag_of(content), cached=False)

@@ -105,5 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """``mapserver jobs …``: the same commands as ``mapserver-jobs``."""
+    p = sub.add_parser("jobs", help="submit a batch export and watch it, or run a dispatcher",
+                       add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=lambda args: main(args.rest))
+
+
 if __name__ == "__main__":
     sys.exit(main())
