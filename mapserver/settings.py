@@ -2,8 +2,8 @@
 
 | variable | default | meaning |
 | --- | --- | --- |
-| MAPSERVER_SERVICES | ``<project>/services`` | definition folders, ``os.pathsep``-separated |
-| MAPSERVER_DATA | ``<project>/data`` | where relative data sources are looked up |
+| MAPSERVER_SERVICES | ``./services``, else the clone's | folders, ``os.pathsep``-separated |
+| MAPSERVER_DATA | ``./data``, else the clone's | where relative data sources are looked up |
 | MAPSERVER_OUTPUT | ``<tmp>/mapserver-output`` | export images behind ``f=json`` hrefs |
 | MAPSERVER_OUTPUT_MAX_AGE | ``900`` | seconds an export image is kept (at least) |
 | MAPSERVER_PNG_COMPRESSION | ``2`` | zlib level for PNG output (0-9): CPU versus bytes |
@@ -41,10 +41,28 @@ from mapserver.limits import Limits
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def clone_root() -> Path | None:
+    """The source checkout this package runs from (an editable install, or ``python`` started
+    in the clone), else None: installed non-editable, the package's parent is site-packages,
+    which holds no services of ours."""
+    return PROJECT_ROOT if (PROJECT_ROOT / "pyproject.toml").is_file() else None
+
+
+def default_dir(name: str) -> Path:
+    """``./<name>`` of the current directory if it exists, else the clone's ``<name>`` if there
+    is one, else ``./<name>`` (missing: ``mapserver serve`` says so). So the server finds the
+    sample services from the clone, and an operator's own folders from wherever it runs."""
+    here = Path.cwd() / name
+    clone = clone_root()
+    if here.is_dir() or clone is None or not (clone / name).is_dir():
+        return here
+    return clone / name
+
+
 @dataclass(frozen=True)
 class Settings:
-    service_dirs: tuple[Path, ...] = field(default_factory=lambda: (PROJECT_ROOT / "services",))
-    data_dir: Path = PROJECT_ROOT / "data"
+    service_dirs: tuple[Path, ...] = field(default_factory=lambda: (default_dir("services"),))
+    data_dir: Path = field(default_factory=lambda: default_dir("data"))
     output_dir: Path = Path(tempfile.gettempdir()) / "mapserver-output"
     output_max_age: float = 900.0
     png_compression: int = 2
