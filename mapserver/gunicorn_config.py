@@ -48,6 +48,10 @@ accesslog = os.environ.get("MAPSERVER_ACCESSLOG") or None
 # behind nginx (deploy/nginx/mapserver.conf) on the same host: trust its X-Forwarded-* headers
 # (the app itself applies them when MAPSERVER_PROXIES is set)
 forwarded_allow_ips = os.environ.get("MAPSERVER_FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn ≥ 25.1's control socket is one path per user ($HOME/.gunicorn/gunicorn.ctl): a
+# second server on the host would take it over from the first (and remove it when it stops).
+# Manage the server with signals (TERM, HUP, TTIN/TTOU) instead; older gunicorns ignore this.
+control_socket_disable = True
 
 
 def post_worker_init(worker) -> None:  # noqa: ANN001 - gunicorn's hook signature
