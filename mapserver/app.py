@@ -26,7 +26,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         log.error("service not loaded: %s", problem)
     app.extensions["mapserver"] = AppState(
         settings=settings, catalog=catalog,
-        outputs=OutputStore(settings.output_dir, settings.output_max_age))
+        outputs=OutputStore(settings.output_dir, settings.output_max_age,
+                            s3_endpoint=settings.s3_endpoint))
 
     # importing registers the operations with the dispatcher
     from mapserver.ogc import views as ogc_views  # noqa: F401 - WMSServer, WMTS (OGC)

@@ -4,10 +4,12 @@
 | --- | --- | --- |
 | MAPSERVER_SERVICES | ``./services``, else the clone's | folders, ``os.pathsep``-separated |
 | MAPSERVER_DATA | ``./data``, else the clone's | where relative data sources are looked up |
-| MAPSERVER_OUTPUT | ``<tmp>/mapserver-output`` | export images behind ``f=json`` hrefs |
+| MAPSERVER_OUTPUT | ``<tmp>/mapserver-output`` | export images behind ``f=json`` hrefs (a folder
+  or ``s3://bucket/prefix``, shared by every host) |
 | MAPSERVER_OUTPUT_MAX_AGE | ``900`` | seconds an export image is kept (at least) |
 | MAPSERVER_PNG_COMPRESSION | ``2`` | zlib level for PNG output (0-9): CPU versus bytes |
-| MAPSERVER_TILE_CACHE | ``<tmp>/mapserver-tiles`` | rendered tiles of cached services |
+| MAPSERVER_TILE_CACHE | ``<tmp>/mapserver-tiles`` | rendered tiles of cached services (a folder
+  or ``s3://bucket/prefix``) |
 | MAPSERVER_MAX_* and friends | see ``mapserver/limits.py`` | request limits (README "Settings") |
 | MAPSERVER_USERS | unset | users file (JSON, argon2 password hashes): turns token security on |
 | MAPSERVER_SECRET | random at start | HMAC key signing tokens (set it: shared by all workers) |
@@ -63,10 +65,11 @@ def default_dir(name: str) -> Path:
 class Settings:
     service_dirs: tuple[Path, ...] = field(default_factory=lambda: (default_dir("services"),))
     data_dir: Path = field(default_factory=lambda: default_dir("data"))
-    output_dir: Path = Path(tempfile.gettempdir()) / "mapserver-output"
+    # a folder (Path) or an object store location (str, ``s3://bucket/prefix``): mapserver.blobs
+    output_dir: Path | str = Path(tempfile.gettempdir()) / "mapserver-output"
     output_max_age: float = 900.0
     png_compression: int = 2
-    tile_cache_dir: Path = Path(tempfile.gettempdir()) / "mapserver-tiles"
+    tile_cache_dir: Path | str = Path(tempfile.gettempdir()) / "mapserver-tiles"
     limits: Limits = field(default_factory=Limits)  # request limits (mapserver/limits.py)
     # access control and serving (mapserver/security/, mapserver/serving.py)
     users_file: Path | None = None
@@ -98,11 +101,11 @@ class Settings:
             service_dirs=tuple(Path(p) for p in dirs.split(os.pathsep) if p) if dirs
             else base.service_dirs,
             data_dir=Path(env.get("MAPSERVER_DATA", base.data_dir)),
-            output_dir=Path(env.get("MAPSERVER_OUTPUT", base.output_dir)),
+            output_dir=_location(env.get("MAPSERVER_OUTPUT"), base.output_dir),
             output_max_age=float(env.get("MAPSERVER_OUTPUT_MAX_AGE", base.output_max_age)),
             png_compression=max(0, min(9, int(env.get("MAPSERVER_PNG_COMPRESSION",
                                                       base.png_compression)))),
-            tile_cache_dir=Path(env.get("MAPSERVER_TILE_CACHE", base.tile_cache_dir)),
+            tile_cache_dir=_location(env.get("MAPSERVER_TILE_CACHE"), base.tile_cache_dir),
             limits=Limits.from_env(env),
             users_file=Path(env["MAPSERVER_USERS"]) if env.get("MAPSERVER_USERS") else None,
             secret=env.get("MAPSERVER_SECRET") or None,
@@ -130,6 +133,20 @@ class Settings:
                                                         base.metatile_buffer)))),
             s3_endpoint=env.get("MAPSERVER_S3_ENDPOINT") or None,
         )
+
+
+def _location(value: str | None, default: Path | str) -> Path | str:
+    """A store setting: ``s3://bucket/prefix`` stays a string (checked here, so a malformed
+    one stops the start-up with its reason); anything else is a local folder."""
+    if value is None or not value.strip():
+        return default
+    value = value.strip()
+    if value.startswith("s3://"):
+        from mapserver.blobs import parse_s3
+
+        parse_s3(value)
+        return value
+    return Path(value)
 
 
 def _flag(value: str | None, default: bool) -> bool:

@@ -2,8 +2,9 @@
 
 | variable | default | meaning |
 | --- | --- | --- |
-| MAPSERVER_JOBS_DB | ``<tmp>/mapserver-jobs/<instance>/jobs.sqlite`` | operation store; the default
-  belongs to one server instance (see :func:`instance_key`) |
+| MAPSERVER_JOBS_DB | ``<tmp>/mapserver-jobs/<instance>/jobs.sqlite`` | operation store: a SQLite
+  file (the default belongs to one server instance, see :func:`instance_key`), or
+  ``postgresql://user:password@host[:port]/db`` shared by many hosts |
 | MAPSERVER_JOBS_ROOT | ``<tmp>/mapserver-jobs/buckets`` | local buckets: ``<root>/<bucket>`` |
 | MAPSERVER_JOBS_BUCKETS | ``{}`` | JSON ``{"bucket": "file:///dir" or "s3://name"}`` |
 | MAPSERVER_S3_ENDPOINT | unset | endpoint URL of the S3-compatible store |
@@ -46,9 +47,15 @@ def instance_key(env: dict[str, str]) -> str:
     return f"{re.sub(r'[^A-Za-z0-9._-]+', '_', bind)[:40]}-{digest}"
 
 
+def is_db_url(text: str) -> bool:
+    """A database server's URL (PostgreSQL) rather than a SQLite file path."""
+    return text.startswith(("postgresql://", "postgres://"))
+
+
 @dataclass(frozen=True)
 class JobConfig:
     db_path: Path = BASE / "jobs.sqlite"
+    db_url: str | None = None  # postgresql://…: the shared store (db_path is then unused)
     bucket_root: Path = BASE / "buckets"
     buckets: dict[str, str] = field(default_factory=dict)
     s3_endpoint: str | None = None
@@ -66,9 +73,11 @@ class JobConfig:
     def from_env(cls, env: dict[str, str] | None = None) -> JobConfig:
         env = dict(os.environ if env is None else env)
         base = cls()
+        db = (env.get("MAPSERVER_JOBS_DB") or "").strip()
+        url = db if is_db_url(db) else None
         return cls(
-            db_path=Path(env.get("MAPSERVER_JOBS_DB")
-                         or BASE / instance_key(env) / "jobs.sqlite"),
+            db_path=Path(db) if db and not url else BASE / instance_key(env) / "jobs.sqlite",
+            db_url=url,
             bucket_root=Path(env.get("MAPSERVER_JOBS_ROOT", base.bucket_root)),
             buckets=json.loads(env.get("MAPSERVER_JOBS_BUCKETS", "{}")),
             s3_endpoint=env.get("MAPSERVER_S3_ENDPOINT") or None,

@@ -79,7 +79,13 @@ class Dispatcher:
 
     def loop(self) -> None:
         while not self._stop.is_set():
-            if not self.run_once():
+            try:
+                busy = self.run_once()
+            except Exception:  # noqa: BLE001 - e.g. the shared store went away: retry later
+                log.exception("dispatcher: operation store error; retrying")
+                busy = False
+                self._stop.wait(self.config.lease_seconds / 2)
+            if not busy:
                 self._stop.wait(self.config.poll_seconds)
 
     def run_once(self) -> bool:
@@ -251,7 +257,7 @@ class Dispatcher:
         from mapserver.maps.tiles import TileCache
 
         svc = catalog_for(*self.catalog_key).service(payload["spec"]["service"])
-        cache = TileCache(Path(payload["tileCacheDir"]))
+        cache = TileCache(payload["tileCacheDir"], self.config.s3_endpoint)  # folder or s3://
         root = out / payload["dest"]["prefix"]
         for path in root.glob("*/*/*"):
             z, x, y = (int(p) for p in path.relative_to(root).parts)

@@ -14,7 +14,8 @@ from mapserver.jobs.ceilings import check_ceilings
 from mapserver.jobs.config import JobConfig
 from mapserver.jobs.dispatcher import Dispatcher
 from mapserver.jobs.errors import ApiError, invalid
-from mapserver.jobs.store import TERMINAL, Store, new_id
+from mapserver.jobs.extras import check_submit
+from mapserver.jobs.store import TERMINAL, new_id, open_store
 from mapserver.jobs.wire import TYPES, JobPlan, parse_image, parse_map, parse_video
 
 METADATA_TYPE = "type.googleapis.com/google.earthengine.v1.OperationMetadata"
@@ -46,7 +47,7 @@ class JobService:
         self.live = LiveCatalog(catalog, config.asset_root)
         if config.asset_root is not None and len(catalog_key) == 2:
             catalog_key = (*catalog_key, str(config.asset_root))
-        self.store = Store(config.db_path)
+        self.store = open_store(config.db_url or config.db_path)
         self.dispatcher = Dispatcher(config, self.store, catalog_key)
         if config.dispatch:
             self.dispatcher.start()
@@ -67,6 +68,7 @@ class JobService:
         else:
             plan = parse_video(body, self.catalog)
         check_ceilings(plan)  # server-side limits, whatever maxPixels says (jobs/ceilings.py)
+        check_submit(kind, self.config)  # an optional extra it needs (jobs/extras.py)
         from mapserver.jobs.destinations import AssetTarget, destination
 
         dest = plan.payload["dest"]

@@ -35,6 +35,18 @@ CREATE TABLE IF NOT EXISTS shards (
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
 
 
+def open_store(db: Path | str) -> Store:
+    """The operation store for a setting: a SQLite file, or ``postgresql://…`` (the same
+    interface, :class:`mapserver.jobs.store_pg.PgStore`, shared by many hosts)."""
+    from mapserver.jobs.config import is_db_url
+
+    if isinstance(db, str) and is_db_url(db):
+        from mapserver.jobs.store_pg import PgStore
+
+        return PgStore(db)  # type: ignore[return-value] - same interface
+    return Store(Path(db))
+
+
 def new_id() -> str:
     """24 upper-case base32 characters, like Earth Engine's server-assigned ids."""
     return base64.b32encode(os.urandom(15)).decode()
@@ -78,6 +90,14 @@ class Store:
 
     def tx(self) -> _Tx:
         return Store._Tx(self.conn())
+
+    def problem(self) -> str | None:
+        """Why the store is unusable (for the health check), or None."""
+        try:
+            self.conn().execute("SELECT 1 FROM operations LIMIT 1").fetchall()
+        except sqlite3.Error as exc:
+            return f"operation store: {str(exc).split(':')[0][:80]}"
+        return None
 
     # --- operations ---------------------------------------------------------------------------
     def insert(self, row: dict, shards: list[dict]) -> tuple[dict, bool]:

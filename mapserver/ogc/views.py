@@ -23,7 +23,7 @@ from mapserver.params.common import Params
 from mapserver.rest.context import Ctx, service_op
 
 log = logging.getLogger(__name__)
-TILE_CACHE_CONTROL = "public, max-age=86400"  # as ``/tile`` (rest/tiles.py)
+TILE_CACHE_CONTROL = "public, max-age=3600"  # as ``/tile`` (rest/tiles.py)
 
 
 def _token_query() -> str:
@@ -107,7 +107,9 @@ def _tile(ctx: Ctx, address: wmts.TileAddress) -> Response:
     settings = ctx.state.settings
     try:
         found = get_tile(ctx.service, address.level, address.row, address.col,
-                         TileCache(settings.tile_cache_dir), settings.png_compression)
+                         TileCache(settings.tile_cache_dir, settings.s3_endpoint),
+                         settings.png_compression, settings.metatile,
+                         settings.metatile_buffer, settings.data_dir)
     except TileNotFound as err:
         raise OgcError("; ".join(err.details) or err.message, "TileOutOfRange", "TILEROW",
                        404) from None

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 
 from flask import Blueprint, Response, abort, send_file
 
+from mapserver.blobs import StoreUnavailable
 from mapserver.encode.kmz import KMZ_CONTENT_TYPE, build_kmz
 from mapserver.errors import InvalidParameter, MapServerError
 from mapserver.geo.sr import WGS84
 from mapserver.maps.export import export_map
 from mapserver.params.export import EXPORT_PARAMS, ExportRequest, parse_export
 from mapserver.rest.context import Ctx, service_op
+from mapserver.rest.errors import error_response
 from mapserver.rest.http import html_response, json_response
 from mapserver.rest.services import state
 
@@ -63,15 +66,29 @@ def _kmz(ctx: Ctx, req: ExportRequest) -> Response:
 
 @bp.route(OUTPUT_ROUTE + "<name>", methods=["GET"])
 def output_file(name: str) -> Response:
-    path = state().outputs.path(name)
-    if path is None:
-        abort(404)
-    ext = path.suffix.lstrip(".")
+    """An href's image, from the output store (a local folder, or the object store shared by
+    every host, so any host serves any host's href). The name is immutable and unique, so it
+    is a strong ETag. A store that does not answer is an HTTP 503, not a 404 or a 500."""
+    outputs = state().outputs
+    ext = name.rpartition(".")[2]
     from mapserver.encode.image import FORMATS
 
     fmt = next((f for f in FORMATS.values() if f.extension == ext), None)
-    resp = send_file(path, mimetype=fmt.content_type if fmt else "application/octet-stream",
-                     max_age=600)
+    mimetype = fmt.content_type if fmt else "application/octet-stream"
+    if outputs.local:
+        path = outputs.path(name)
+        if path is None:
+            abort(404)
+        resp = send_file(path, mimetype=mimetype, max_age=600)
+    else:
+        try:
+            content = outputs.read(name)
+        except StoreUnavailable as exc:
+            return error_response(exc, 503)
+        if content is None:
+            abort(404)
+        resp = send_file(io.BytesIO(content), mimetype=mimetype, max_age=600,
+                         download_name=name, etag=name.partition(".")[0])
     if ext == "svgz":
         resp.headers["Content-Encoding"] = "gzip"
     return resp

@@ -1,7 +1,10 @@
 """``/arcgis/rest/info/healthCheck``: ``{"success": true}`` as ArcGIS Server answers, or HTTP
 503 with what is unusable (the catalog has no service or lost a services folder; the batch
-operation store cannot be read or written). For load balancers and container probes: no
-token needed, nothing rendered, no absolute paths in the answer."""
+operation store, SQLite or PostgreSQL, cannot be read or written; the output store or the
+tile cache, a folder or an S3 bucket, is unreachable or not writable). For load balancers and
+container probes: no token needed, nothing rendered, no absolute paths or credentials in the
+answer. A host whose shared stores are down is taken out of rotation by its balancer, while
+requests that need no store keep working on it."""
 
 from __future__ import annotations
 
@@ -27,17 +30,50 @@ def _catalog_problems() -> list[str]:
     return problems
 
 
+def _blob_problems() -> list[str]:
+    """The output store and the tile cache (each a folder or an object store)."""
+    from mapserver.blobs import open_blobs
+
+    state = current_app.extensions["mapserver"]
+    problems = []
+    out = state.outputs.store.problem()
+    if out:
+        problems.append(f"outputs: {out}")
+    cache = open_blobs(state.settings.tile_cache_dir, state.settings.s3_endpoint).problem()
+    if cache:
+        problems.append(f"tile cache: {cache}")
+    return problems
+
+
+_pg_stores: dict[str, object] = {}
+
+
+def _pg_problem(url: str) -> str | None:
+    """The PostgreSQL store before any jobs request made the app's own (one per URL)."""
+    from mapserver.jobs.store_pg import PgStore
+
+    store = _pg_stores.get(url)
+    if store is None:
+        store = _pg_stores[url] = PgStore(url)
+    return store.problem()  # type: ignore[attr-defined]
+
+
 def _store_problems() -> list[str]:
     settings = current_app.extensions["mapserver"].settings
     if not getattr(settings, "jobs_api", True):
         return []
     svc = current_app.extensions.get("mapserver_jobs")
     if svc is not None:
-        path = Path(svc.config.db_path)
+        config = svc.config
     else:
         from mapserver.jobs.config import JobConfig
 
-        path = JobConfig.from_env().db_path
+        config = JobConfig.from_env()
+    if config.db_url:
+        store = svc.store if svc is not None else None
+        problem = store.problem() if store is not None else _pg_problem(config.db_url)
+        return [problem] if problem else []
+    path = Path(config.db_path)
     if not path.exists():
         parent = next((p for p in path.parents if p.exists()), None)
         if svc is None and parent is not None and os.access(parent, os.W_OK):
@@ -61,7 +97,7 @@ def _store_problems() -> list[str]:
 @bp.route("/arcgis/rest/info/healthCheck", methods=["GET", "POST"])
 @bp.route("/arcgis/rest/info/healthcheck", methods=["GET", "POST"])
 def health_check() -> Response:
-    problems = _catalog_problems() + _store_problems()
+    problems = _catalog_problems() + _store_problems() + _blob_problems()
     if not problems:
         resp = wrap_json(json_body({"success": True}), None)
     else:
