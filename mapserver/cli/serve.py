@@ -53,6 +53,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    choices=("debug", "info", "warning", "error", "critical"),
                    help="gunicorn's error log level (default info)")
     p.add_argument("--pid", metavar="FILE", help="write the master's process id to FILE")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the MAPSERVER_* settings the options make and gunicorn's "
+                   "resolved settings, then exit without serving")
     p.set_defaults(func=run)
 
 
@@ -114,24 +117,20 @@ def gunicorn_options(args: argparse.Namespace) -> dict[str, Any]:
     return opts
 
 
-def run(args: argparse.Namespace) -> int:
-    try:
-        os.environ.update(settings_env(args, dict(os.environ)))
-    except SystemExit as exc:
-        print(exc.code, file=sys.stderr)
-        return 2
+def application(args: argparse.Namespace):  # noqa: ANN201 - a gunicorn BaseApplication
+    """The gunicorn application: the settings of :mod:`mapserver.gunicorn_config` (module-level
+    settings and hooks, read as gunicorn reads a config file), then :func:`gunicorn_options`;
+    the WSGI app is ``create_app()`` (preloaded in the master, as configured). Call after the
+    environment holds :func:`settings_env`, since the config module reads it on import."""
     from gunicorn.app.base import BaseApplication
 
     class MapServerApplication(BaseApplication):
-        """gunicorn's application: our config module's settings, then the options; the WSGI
-        app is ``create_app()`` (preloaded in the master, as configured)."""
-
         def load_config(self) -> None:
             from mapserver import gunicorn_config
 
             for key, value in vars(gunicorn_config).items():
-                if key in self.cfg.settings:  # module-level settings and hooks, as gunicorn
-                    self.cfg.set(key, value)  # itself reads a config file
+                if key in self.cfg.settings:
+                    self.cfg.set(key, value)
             for key, value in gunicorn_options(args).items():
                 self.cfg.set(key, value)
 
@@ -140,5 +139,21 @@ def run(args: argparse.Namespace) -> int:
 
             return create_app()
 
-    MapServerApplication(prog="mapserver serve").run()  # returns only by SystemExit
+    return MapServerApplication(prog="mapserver serve")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        env = settings_env(args, dict(os.environ))
+    except SystemExit as exc:
+        print(exc.code, file=sys.stderr)
+        return 2
+    os.environ.update(env)
+    app = application(args)
+    if args.print_config:
+        for key, value in sorted(env.items()):
+            print(f"{key:<26} = {value}")
+        print(app.cfg)
+        return 0
+    app.run()  # returns only by SystemExit (the arbiter's exit status)
     return 0

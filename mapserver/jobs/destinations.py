@@ -14,6 +14,7 @@ from pathlib import Path
 
 from mapserver.jobs.config import JobConfig
 from mapserver.jobs.errors import ApiError
+from mapserver.jobs.extras import require
 
 MAGIC = ((b"\x89PNG", "image/png"), (b"\xff\xd8\xff", "image/jpeg"),
          (b"II*\x00", "image/tiff"), (b"MM\x00*", "image/tiff"))
@@ -43,6 +44,7 @@ class Bucket:
         return (self.local_dir / key).resolve().as_uri()
 
     def s3(self):
+        require("boto3", "s3", f"bucket '{self.name}' on S3")
         import boto3
 
         return boto3.client("s3", endpoint_url=self.endpoint)
@@ -150,5 +152,6 @@ def bucket(config: JobConfig, name: str) -> Bucket:
             if target else config.bucket_root / name
         return Bucket(name, base, None, None)
     if target.startswith("s3://"):
+        require("boto3", "s3", f"bucket '{name}' on S3")  # refused at submit, not at commit
         return Bucket(name, None, target[5:].strip("/"), config.s3_endpoint)
     raise ApiError("FAILED_PRECONDITION", f"Bucket '{name}' has an unsupported backend")

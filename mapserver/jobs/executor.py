@@ -76,6 +76,9 @@ class DaskExecutor:
     directories, e.g. the same machine or a shared filesystem)."""
 
     def __init__(self, address: str) -> None:
+        from mapserver.jobs.extras import DASK, require
+
+        require(*DASK)  # the batch extra
         from distributed import Client
 
         self.client = Client(address, set_as_default=False)

@@ -106,7 +106,11 @@ def write_picture(path: Path, data: np.ndarray, fmt: str) -> None:
 
 
 def write_mp4(path: Path, frames: list[np.ndarray], fps: float) -> None:
-    """H.264 through PyAV's bundled FFmpeg. x264 with yuv420p needs even sizes: pad by 1 px."""
+    """H.264 through PyAV's bundled FFmpeg (the batch extra). x264 with yuv420p needs even
+    sizes: pad by 1 px."""
+    from mapserver.jobs.extras import VIDEO, require
+
+    require(*VIDEO)
     import av
 
     h, w = frames[0].shape[:2]
