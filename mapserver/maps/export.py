@@ -20,6 +20,7 @@ from mapserver.encode.image import Format, encode_raster, encode_vector
 from mapserver.errors import InvalidParameter
 from mapserver.geo.grid import Grid
 from mapserver.geo.project import MERCATOR_HALF_WORLD, project_bounds, world_shifts
+from mapserver.observe.timing import layer_timing
 from mapserver.params.export import ExportRequest
 from mapserver.params.filters import MapFilters
 from mapserver.render.clip import clip_mask, clip_path, clip_pixels
@@ -79,6 +80,11 @@ def clipping_mask(m: MapLayers, grid: Grid) -> np.ndarray | None:
 
 def draw_map(m: MapLayers, grid: Grid, background: tuple | None = None) -> np.ndarray:
     """The map as straight-alpha RGBA on ``grid`` (``background`` None: transparent)."""
+    with layer_timing(m.service.name):  # render time by layer (observe/timing.py)
+        return _draw_map(m, grid, background)
+
+
+def _draw_map(m: MapLayers, grid: Grid, background: tuple | None) -> np.ndarray:
     clip = clipping_mask(m, grid)
     copies = world_shifts(grid)
     if copies == [0.0]:

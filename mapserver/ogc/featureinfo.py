@@ -8,10 +8,10 @@ The results are ``run_identify``'s (``features/identify.py``), one dict per feat
 from __future__ import annotations
 
 import html
-import json
 import re
 from collections.abc import Sequence
 
+import orjson
 import shapely
 
 from mapserver.errors import InvalidParameter
@@ -62,7 +62,9 @@ def _geojson(results: Sequence[dict], crs_code: str) -> bytes:
                       "properties": {k: _value(v) for k, v in r["attributes"].items()}})
     body = {"type": "FeatureCollection", "features": feats,
             "crs": {"type": "name", "properties": {"name": crs_code}}}
-    return json.dumps(body, allow_nan=False, default=str).encode("utf-8")
+    # orjson (issue 11): NaN attributes become null instead of failing the request
+    return orjson.dumps(body, default=str,
+                        option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS)
 
 
 def _plain(results: Sequence[dict]) -> bytes:

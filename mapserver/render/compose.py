@@ -25,6 +25,7 @@ from mapserver.catalog.model import Layer
 from mapserver.errors import InvalidParameter
 from mapserver.geo.grid import Grid
 from mapserver.geo.project import COMPUTE
+from mapserver.observe.timing import layer_timer
 from mapserver.render.clip import apply_mask
 from mapserver.render.raster import render_raster
 from mapserver.render.style import (
@@ -259,9 +260,10 @@ def render_rgba(items: Sequence[DrawItem], grid: Grid,
     labels: list[LabelSpec] = []
     for item in items:
         limits.check_budget(f"before drawing layer {item.layer.id}")
-        canvas = over(canvas, apply_mask(layer_rgba(item, grid), item.mask), item.opacity)
-        if item.show_labels and item.layer.kind == "feature" and item.idx is not None:
-            labels.extend(label_specs(item.layer, item.idx, grid, item.datum, item.area))
+        with layer_timer(item.layer.id):  # render time by layer (observe/timing.py)
+            canvas = over(canvas, apply_mask(layer_rgba(item, grid), item.mask), item.opacity)
+            if item.show_labels and item.layer.kind == "feature" and item.idx is not None:
+                labels.extend(label_specs(item.layer, item.idx, grid, item.datum, item.area))
     if labels:
         limits.check_budget("before drawing labels")
         with scratch_axes(grid) as (ax, render):

@@ -1,0 +1,77 @@
+"""Metrics across gunicorn workers: prometheus_client's multiprocess mode, set up by the
+gunicorn config (Flask-free, and free of prometheus_client at import time).
+
+Why: each worker is its own process with its own counters; a scrape lands on one worker.
+In multiprocess mode every process writes its values to files in ``PROMETHEUS_MULTIPROC_DIR``
+and ``/metrics`` adds up the files of all workers, dead ones included (counters never go
+back). prometheus_client picks its value class when it is first imported, so the directory
+must be in the environment before the app (and so prometheus_client) is loaded: the config
+calls :func:`prepare` at load time, in the master, before ``preload_app`` imports the app.
+
+- :func:`prepare`: choose the directory (``PROMETHEUS_MULTIPROC_DIR`` if set, else a new
+  temporary one) unless metrics are off (``MAPSERVER_METRICS=off``);
+- :func:`on_starting` (gunicorn's hook, once in the master): empty it, so values from an earlier
+  run of the server are not added to this one's;
+- :func:`child_exit` (gunicorn's hook, in the master): mark a dead worker's live gauges gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+ENV = "PROMETHEUS_MULTIPROC_DIR"
+log = logging.getLogger(__name__)
+
+
+def enabled(env: dict[str, str] | None = None) -> bool:
+    value = (os.environ if env is None else env).get("MAPSERVER_METRICS", "")
+    return value.strip().lower() not in ("off", "0", "false", "no")
+
+
+def prepare() -> str | None:
+    """The multiprocess directory for this server (created), or None with metrics off."""
+    if not enabled():
+        return None
+    path = os.environ.get(ENV)
+    if not path:
+        path = tempfile.mkdtemp(prefix="mapserver-metrics-")
+        os.environ[ENV] = path
+    Path(path).mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def wipe(path: str) -> None:
+    """Remove the value files of an earlier run (only prometheus_client's ``*.db`` files)."""
+    for item in Path(path).glob("*.db"):
+        try:
+            item.unlink()
+        except OSError as exc:
+            log.warning("metrics: cannot remove %s: %s", item.name, exc)
+
+
+def on_starting(_server: object = None) -> None:
+    path = os.environ.get(ENV)
+    if path and enabled():
+        wipe(path)
+
+
+def child_exit(_server: object, worker: object) -> None:
+    if not os.environ.get(ENV) or not enabled():
+        return
+    from prometheus_client import multiprocess
+
+    pid = getattr(worker, "pid", None)
+    if pid is not None:
+        multiprocess.mark_process_dead(pid)
+
+
+def active() -> bool:
+    """Is this process writing its metrics to the multiprocess directory?"""
+    if not os.environ.get(ENV):
+        return False
+    from prometheus_client import values
+
+    return values.ValueClass is not values.MutexValue
