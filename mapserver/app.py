@@ -55,6 +55,9 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     install_security(app, settings, catalog)
     app.register_blueprint(health_views.bp)
+    from mapserver.rest import schema as schema_views  # the definitions' JSON Schema
+
+    app.register_blueprint(schema_views.bp)
     # metrics, logs with request ids, gzip, ETag/304 (observe/); hot reload (catalog/reload.py)
     from mapserver.catalog.reload import install as install_reload
     from mapserver.observe import install as install_observe

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,9 @@ import matplotlib
 import numpy as np
 from matplotlib.colors import LinearSegmentedColormap
 
-from mapserver.catalog import declared
+from mapserver.catalog import declared, definitions
 from mapserver.catalog.model import Catalog, LabelClass, Layer, RasterStyle, Service, TimeInfo
+from mapserver.catalog.schema import SchemaProblem, schema_problems
 from mapserver.errors import InvalidParameter, ServiceDefinitionError, WhereClauseError
 from mapserver.geo.project import project_bounds
 from mapserver.geo.sr import SpatialRef, parse_sr
@@ -31,8 +31,6 @@ from mapserver.sources.rasters import RESAMPLING, RasterSource
 from mapserver.tiling import TilingError, TilingScheme, parse_tiling
 from mapserver.where import compile_where
 
-log = logging.getLogger(__name__)
-
 TIME_UNITS = {"esriTimeUnitsMilliseconds", "esriTimeUnitsSeconds", "esriTimeUnitsMinutes",
               "esriTimeUnitsHours", "esriTimeUnitsDays", "esriTimeUnitsWeeks",
               "esriTimeUnitsMonths", "esriTimeUnitsYears", "esriTimeUnitsDecades",
@@ -40,35 +38,18 @@ TIME_UNITS = {"esriTimeUnitsMilliseconds", "esriTimeUnitsSeconds", "esriTimeUnit
 
 
 def load_catalog(service_dirs: list[Path], data_dir: Path) -> Catalog:
-    """Load every ``*.json`` under each services folder; sub-folders are ArcGIS folders."""
-    services: dict[str, Service] = {}
-    folders: set[str] = set()
-    problems: list[str] = []
-    for root in service_dirs:
-        if not root.is_dir():
-            problems.append(f"{root}: services folder does not exist")
-            continue
-        for path in sorted(root.rglob("*.json")):
-            rel = path.relative_to(root).with_suffix("")
-            if any(part.startswith((".", "_")) for part in rel.parts):
-                continue
-            name = "/".join(rel.parts)
-            if len(rel.parts) > 2:
-                problems.append(f"{path}: folders may only be one level deep")
-                continue
-            try:
-                svc = load_service(path, name, data_dir)
-            except ServiceDefinitionError as exc:
-                log.error("service definition rejected: %s", exc)
-                problems.append(str(exc))
-                continue
-            if name in services:
-                problems.append(f"{path}: duplicate service name {name!r}")
-                continue
-            services[name] = svc
-            if len(rel.parts) == 2:
-                folders.add(rel.parts[0])
-    return Catalog(services=services, folders=tuple(sorted(folders)), problems=tuple(problems))
+    """Load every ``*.json`` under each services folder; sub-folders are ArcGIS folders.
+
+    Problems are collected, not logged: the caller reports them once (``create_app`` at start,
+    ``catalog/reload.py`` on a change, ``mapserver validate`` on the console)."""
+    files, problems = definitions.scan(service_dirs)
+    loaded: list[tuple[definitions.DefinitionFile, Service | None, str | None]] = []
+    for f in files:
+        try:
+            loaded.append((f, load_service(f.path, f.name, data_dir), None))
+        except ServiceDefinitionError as exc:
+            loaded.append((f, None, str(exc)))
+    return definitions.assemble(loaded, problems)
 
 
 class _Ctx:
@@ -111,6 +92,35 @@ def load_service(path: Path, name: str, data_dir: Path) -> Service:
         raise ctx.fail("(file)", f"is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
     if not isinstance(doc, dict):
         raise ctx.fail("(file)", "must hold a JSON object")
+    # the schema first for keys nobody reads ("strech"), before any data file is opened; its
+    # other findings after the checks below, which name the same fields with sharper messages
+    problems = schema_problems(doc)
+    unknown = [p for p in problems if p.unknown_key]
+    if unknown:
+        raise DefinitionProblems(str(path), unknown)
+    try:
+        service = _load_document(ctx, doc, path, name, data_dir)
+    except ServiceDefinitionError:
+        raise
+    except Exception as exc:  # a shape the checks below did not expect: the schema names it
+        if problems:
+            raise DefinitionProblems(str(path), problems) from exc
+        raise
+    if problems:
+        raise DefinitionProblems(str(path), problems)
+    return service
+
+
+class DefinitionProblems(ServiceDefinitionError):
+    """A definition that breaks the schema; ``problems`` lists every finding (``mapserver
+    validate`` prints them all), the message names the first."""
+
+    def __init__(self, path: str, problems: list[SchemaProblem]) -> None:
+        super().__init__(path, problems[0].field, problems[0].problem)
+        self.problems = tuple(problems)
+
+
+def _load_document(ctx: _Ctx, doc: dict, path: Path, name: str, data_dir: Path) -> Service:
     layer_docs = ctx.get(doc, "layers", "", list, required=True)
     if not layer_docs:
         raise ctx.fail("layers", "must list at least one layer")

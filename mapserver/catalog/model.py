@@ -188,6 +188,10 @@ class Catalog:
     services: Mapping[str, Service]
     folders: tuple[str, ...]
     problems: tuple[str, ...] = ()
+    # definition file -> its stamp when it was read (catalog/definitions.py), so the hot
+    # reloader (catalog/live.py) can take over a catalog without reading every file again
+    files: Mapping[str, tuple[int, ...]] = field(default_factory=dict, compare=False,
+                                                 hash=False)
 
     def service(self, name: str) -> Service | None:
         return self.services.get(name)

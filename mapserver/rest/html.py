@@ -62,7 +62,20 @@ def breadcrumbs(path: str) -> list[tuple[str, str]]:
 
 @bp.app_context_processor
 def _crumbs() -> dict:
-    return {"breadcrumbs": breadcrumbs(request.path), "layer_swatches": layer_swatches}
+    return {"breadcrumbs": breadcrumbs(request.path), "layer_swatches": layer_swatches,
+            "catalog_problems": catalog_problems}
+
+
+def catalog_problems() -> list[str]:
+    """The definition files that are not served as written (rejected, or an older version
+    kept), for the box on the root page; folders are named relative to themselves
+    (``services/World.json: …``), never as absolute paths."""
+    from mapserver.catalog.definitions import display_path
+    from mapserver.rest.services import state
+
+    st = state()
+    dirs = st.settings.service_dirs
+    return [display_path(p, dirs, st.settings.data_dir) for p in st.catalog.problems]
 
 
 @bp.app_template_filter("num")

@@ -66,7 +66,6 @@ class Security:
 
     def __init__(self, settings: Settings, catalog: Catalog) -> None:
         self.settings = settings
-        self.catalog = catalog
         self.users = UserStore.load(settings.users_file) if settings.users_file else None
         self.api_keys = tuple(k.encode() for k in settings.api_keys)
         self.enabled = self.users is not None or bool(self.api_keys)
@@ -81,12 +80,16 @@ class Security:
         self.public_any = "*" in settings.cors_origins
         self.origins = frozenset(o for o in (referer_key(x) for x in settings.cors_origins
                                              if x != "*") if o)
-        self.secured_services = frozenset(n for n, s in catalog.services.items()
-                                          if access_of(s) is not None)
-        for name in sorted(self.secured_services):
+        self.use_catalog(catalog)
+
+    def use_catalog(self, catalog: Catalog) -> None:
+        """Start using ``catalog`` (at start, and when catalog/reload.py swaps in a new one)."""
+        secured = frozenset(n for n, s in catalog.services.items() if access_of(s) is not None)
+        for name in sorted(secured - getattr(self, "secured_services", frozenset())):
             if self.users is None:
                 log.warning("service %s declares 'access' but no users file is configured "
                             "(MAPSERVER_USERS): nobody can use it", name)
+        self.catalog, self.secured_services = catalog, secured
 
     # --- tokens ------------------------------------------------------------------------
 
