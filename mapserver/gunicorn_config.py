@@ -27,6 +27,12 @@ responses), so they never hold a worker thread.
 import multiprocessing
 import os
 
+from mapserver.observe import multiproc as _metrics
+
+# /metrics across workers (prometheus_client's multiprocess mode, observe/multiproc.py): the
+# directory must be in the environment before the app (and prometheus_client) is preloaded
+_metrics.prepare()
+
 bind = os.environ.get("MAPSERVER_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("MAPSERVER_WORKERS", multiprocessing.cpu_count()))
 worker_class = "mapserver.gunicorn_worker.ThreadWorker"
@@ -67,3 +73,13 @@ def post_worker_init(worker) -> None:  # noqa: ANN001 - gunicorn's hook signatur
     # (also when -b overrides MAPSERVER_BIND), so two servers on one host never share a queue
     os.environ.setdefault("MAPSERVER_JOBS_INSTANCE", ",".join(worker.cfg.bind))
     install(worker.wsgi)
+
+
+def on_starting(server) -> None:  # noqa: ANN001 - gunicorn's hook signature
+    """Empty the metrics directory of values from an earlier run (observe/multiproc.py)."""
+    _metrics.on_starting(server)
+
+
+def child_exit(server, worker) -> None:  # noqa: ANN001 - gunicorn's hook signature
+    """A dead worker's live values leave ``/metrics``; its counters stay (observe/multiproc.py)."""
+    _metrics.child_exit(server, worker)

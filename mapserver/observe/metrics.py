@@ -57,10 +57,10 @@ def operation_counts(svc: object) -> dict[str, int] | None:
         counter = getattr(store, "count_by_state", None)
         if callable(counter):
             return {str(k): int(v) for k, v in counter().items()}
-        conn = store.conn()  # the SQLite store (jobs/store.py)
-        rows = conn.execute("SELECT state, count(*) FROM operations WHERE deleted=0 "
-                            "GROUP BY state").fetchall()
-        return {str(r[0]): int(r[1]) for r in rows}
+        # SQLite (jobs/store.py: sqlite3.Row) or PostgreSQL (jobs/store_pg.py: dict rows)
+        rows = store.conn().execute("SELECT state, count(*) AS n FROM operations "
+                                    "WHERE deleted=0 GROUP BY state").fetchall()
+        return {str(r["state"]): int(r["n"]) for r in rows}
     except Exception as exc:  # noqa: BLE001 - a broken store must not break the scrape
         log.warning("metrics: operation store not readable: %s", str(exc)[:200])
         return None
