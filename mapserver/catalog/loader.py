@@ -575,6 +575,10 @@ def _percentiles(raster: RasterSource, bands: list[int], lo: float,
     return tuple(mins), tuple(maxs)
 
 
+# ``mapserver init`` writes a definition's stretch from the same percentiles a percentClip uses
+band_percentiles = _percentiles
+
+
 def _band_statistics(ctx: _Ctx, stretch: dict, where: str, raster: RasterSource,
                      bands: list[int]) -> list[tuple[float, float, float, float]]:
     """Per band (min, max, mean, standard deviation): the stretch's ``statistics`` (ArcGIS:
