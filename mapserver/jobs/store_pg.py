@@ -73,7 +73,7 @@ def reason(exc: Exception) -> str:
     """One short line, without the password or host details a driver message may carry."""
     if isinstance(exc, StoreUnreachable):
         return exc.message
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = str(exc)
     if "password authentication failed" in text:
         return "password authentication failed"
     if "does not exist" in text and "database" in text:
