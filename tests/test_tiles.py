@@ -60,16 +60,22 @@ def test_tile_pixels_show_the_class_colour_of_the_country_under_them(client, poi
     assert tuple(rgba[y, x]) == (*colour, 255)
 
 
-def test_a_tile_is_pixel_identical_to_an_export_of_its_bounds(client):
+def test_a_tile_is_pixel_identical_to_the_export_of_its_metatile(client):
+    """A tile is cut from one render of its 4x4 metatile plus a 64 px buffer: an /export of
+    that buffered block, cropped, gives the same pixels (World level 2 has no labels drawn
+    near this block's edges, so the label window does not matter here)."""
     level, row, col = 2, 1, 2
     res = 156543.03392800014 / 2 ** level
-    xmin, ymax = -ORIGIN + col * 256 * res, ORIGIN - row * 256 * res
+    # the level-2 block is tiles 0..3 x 0..3 = the whole world: no buffer past its edges
+    size = 4 * 256
     tile = decode(client.get(f"{WORLD}/tile/{level}/{row}/{col}").data)
     export = client.get(f"{WORLD}/export", query_string={
-        "bbox": f"{xmin},{ymax - 256 * res},{xmin + 256 * res},{ymax}", "bboxSR": 3857,
-        "imageSR": 3857, "size": "256,256", "format": "png32", "transparent": "true",
-        "f": "image"})
-    np.testing.assert_array_equal(tile, decode(export.data))
+        "bbox": f"{-ORIGIN},{ORIGIN - size * res},{-ORIGIN + size * res},{ORIGIN}",
+        "bboxSR": 3857, "imageSR": 3857, "size": f"{size},{size}", "format": "png32",
+        "transparent": "true", "f": "image"})
+    block = decode(export.data)
+    np.testing.assert_array_equal(tile, block[row * 256:(row + 1) * 256,
+                                              col * 256:(col + 1) * 256])
     # ocean off the Horn of Africa (lon 60, lat 10) stays transparent
     _, _, y, x = tile_pixel(60.0, 10.0, level)
     assert tile[y, x, 3] == 0
@@ -103,18 +109,24 @@ def test_tiles_outside_the_scheme_or_the_extent_are_http_404(client, path, detai
                                          "details": [detail]}}
 
 
-def test_tiles_carry_an_etag_answer_304_and_are_cached_on_disk(client, settings):
+def test_tiles_carry_an_etag_answer_304_and_are_cached_on_disk(client, app, settings):
+    from mapserver.maps.service_digest import service_digest
+
     path = f"{WORLD}/tile/1/0/1"
     first = client.get(path)
     etag = first.headers["ETag"]
     assert etag.startswith('"') and len(etag) == 34
-    assert first.headers["Cache-Control"] == "public, max-age=86400"
+    assert first.headers["Cache-Control"] == "public, max-age=3600"
     not_modified = client.get(path, headers={"If-None-Match": etag})
     assert not_modified.status_code == 304 and not_modified.data == b""
     assert not_modified.headers["ETag"] == etag
-    cached = settings.tile_cache_dir / "World" / "1" / "0" / "1.png"
+    digest = service_digest(app.extensions["mapserver"].catalog.service("World"))
+    cached = settings.tile_cache_dir / "World" / digest / "1" / "0" / "1.png"
     assert cached.read_bytes() == first.data
     assert not list(cached.parent.glob("*.tmp"))
+    # the whole level-1 metatile (2 x 2 tiles) was stored by that one render
+    assert sorted(p.name for p in cached.parent.parent.glob("*/*.png")) == \
+        ["0.png", "0.png", "1.png", "1.png"]
     # the cache file is what is served: replace it and the response (and ETag) follow
     other = client.get(f"{WORLD}/tile/1/1/1").data
     cached.write_bytes(other)

@@ -262,7 +262,18 @@ def _clip_outside(parts: np.ndarray, xmin: float, ymin: float, xmax: float, ymax
     if not out.any():
         return parts
     parts = parts.copy()
-    parts[out] = shapely.clip_by_rect(parts[out], xmin, ymin, xmax, ymax)
+    src = parts[out]
+    clipped = shapely.clip_by_rect(src, xmin, ymin, xmax, ymax)
+    # a clip never grows a geometry: where it did, the part was invalid (a self-intersection
+    # after projection, e.g. Sudan on a 1088 px Web Mercator view) and GEOS answered the whole
+    # rectangle; clip a repaired copy instead
+    cb, sb = shapely.bounds(clipped), b[out]
+    grown = ((cb[:, 0] < sb[:, 0] - 1e-6) | (cb[:, 1] < sb[:, 1] - 1e-6)
+             | (cb[:, 2] > sb[:, 2] + 1e-6) | (cb[:, 3] > sb[:, 3] + 1e-6))
+    if grown.any():
+        clipped[grown] = shapely.clip_by_rect(shapely.make_valid(src[grown]), xmin, ymin,
+                                              xmax, ymax)
+    parts[out] = clipped
     return parts
 
 

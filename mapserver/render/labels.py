@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -484,3 +486,43 @@ def placement(name: str, font_size: float) -> Placement:
             where, "center")
         return Placement(ha=ha, va=va, dy=dy, along=True, at=at)
     return Placement()
+
+
+# --- metatiles: the label window ------------------------------------------------------------
+# A metatile (maps/metatiles.py) is drawn on one grid: its N x N tiles plus a buffer. Labels are
+# placed once on that grid, then the grid is cut into tiles, so inside a metatile a label is
+# never cut or repeated. At the metatile's own edges the policy is DROP: a label is drawn only
+# when its whole box lies inside the metatile's core (the tiles, not the buffer). A label that
+# would cross the edge is drawn by neither metatile (placement near the edge depends on what
+# each grid sees, so "draw it in both" could not promise the same position on both sides);
+# the buffer makes features just outside the core count for collisions and anchors. The window
+# travels in a context variable because it is a property of the drawing call, set for the
+# duration of one metatile render, and every entry point (the /tile cache, ``mapserver seed``,
+# the batch tile pyramid) draws through the same ``draw_map`` without knowing about it.
+LABEL_WINDOW: ContextVar[tuple[float, float, float, float] | None] = ContextVar(
+    "label_window", default=None)
+
+
+@contextmanager
+def label_window(box: tuple[float, float, float, float] | None) -> Iterator[None]:
+    """Within the block, labels are drawn only if their pixel box lies inside ``box``
+    (x0, y0, x1, y1 in the grid's pixels); None: no restriction (exports)."""
+    token = LABEL_WINDOW.set(box)
+    try:
+        yield
+    finally:
+        LABEL_WINDOW.reset(token)
+
+
+def outside_window(box: tuple[float, float, float, float]) -> bool:
+    """True when a label's pixel box is not wholly inside the current label window."""
+    window = LABEL_WINDOW.get()
+    if window is None:
+        return False
+    # the box is an estimate (0.6 em per character, no halo): keep a margin so the glyphs
+    # and halo really stay inside
+    w, h = box[2] - box[0], box[3] - box[1]
+    pad = 0.25 * min(w, h) + 2.0
+    box = (box[0] - pad - 0.1 * w, box[1] - pad, box[2] + pad + 0.1 * w, box[3] + pad)
+    return (box[0] < window[0] or box[1] < window[1] or box[2] > window[2]
+            or box[3] > window[3])
