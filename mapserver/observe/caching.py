@@ -55,7 +55,18 @@ def install(app: Flask) -> None:
     app.config.setdefault("COMPRESS_MIN_SIZE", 500)
     # streamed bodies (send_file: hrefs' images) keep their Content-Length and ranges
     app.config.setdefault("COMPRESS_STREAMS", False)
-    Compress(app)
+    # registered by hand: flask-compress 1.x takes "gzip;q=0" (gzip refused) as a request for
+    # gzip; werkzeug's parser of Accept-Encoding decides instead
+    app.config["COMPRESS_REGISTER"] = False
+    compress = Compress(app)
+
+    def _gzip(resp: Response) -> Response:
+        if request.accept_encodings["gzip"] > 0:
+            return compress.after_request(resp)
+        resp.vary.add("Accept-Encoding")
+        return resp
+
+    app.after_request(_gzip)
     app.after_request(cache_headers)
 
 
@@ -89,7 +100,7 @@ def cache_headers(resp: Response) -> Response:
     inm = request.if_none_match
     gzip_tag = f"{tag}:gzip"
     if inm and not inm.contains(tag) and inm.contains(gzip_tag) \
-            and "gzip" in request.headers.get("Accept-Encoding", "").lower():
+            and request.accept_encodings["gzip"] > 0:
         resp.set_etag(gzip_tag)  # the client holds the gzipped body: no need to compress
     resp.make_conditional(request)
     return resp
