@@ -61,21 +61,39 @@ def field_path(parts: Iterable[Any]) -> str:
 
 
 def schema_problems(doc: Any) -> list[SchemaProblem]:
-    """Every schema violation of one definition document, in document order (each reported
-    at the deepest field it concerns: a typo inside ``drawingInfo`` names that key, not the
-    whole ``drawingInfo``)."""
+    """Every schema violation of one definition document: unknown keys first, then the rest,
+    each sorted by field and reported at the deepest field it concerns (a typo inside
+    ``drawingInfo`` names that key, not the whole ``drawingInfo``)."""
     out: list[SchemaProblem] = []
-    errors = sorted(_validator().iter_errors(doc), key=lambda e: [str(p) for p in e.path])
-    for top in errors:
-        leaf = best_match([top]) or top
-        out.extend(_describe(leaf))
+    for top in _validator().iter_errors(doc):
+        for leaf in _leaves(top):
+            out.extend(_describe(leaf))
     seen: set[tuple[str, str]] = set()
     unique = []
-    for p in out:
+    # a misspelt key first: it usually explains the rest ("feild" -> field is required)
+    for p in sorted(out, key=lambda p: (not p.unknown_key, p.field)):
         if (p.field, p.problem) not in seen:
             seen.add((p.field, p.problem))
             unique.append(p)
     return unique
+
+
+def _leaves(err: ValidationError) -> list[ValidationError]:
+    """The errors to report for ``err``. For an ``anyOf`` (a nullable object, an SR given as
+    a number or an object) that is every error of the branch the value was meant for (the
+    one holding jsonschema's best match), so two typos in one ``drawingInfo`` are both
+    named; the other branches' complaints ("is not null") are noise."""
+    if err.validator not in ("anyOf", "oneOf") or not err.context:
+        return [err]
+    best = best_match([err])  # descends into the context, knowing which branch fits
+    while best is not None and best.parent is not None and best.parent is not err:
+        best = best.parent
+    if best is None or not best.relative_schema_path:
+        return [err]
+    branch = best.relative_schema_path[0]
+    chosen = [e for e in err.context if e.relative_schema_path and
+              e.relative_schema_path[0] == branch]
+    return [leaf for e in chosen for leaf in _leaves(e)]
 
 
 def _describe(err: ValidationError) -> list[SchemaProblem]:
