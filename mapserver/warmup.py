@@ -1,10 +1,147 @@
 """Work done once in the gunicorn master before fork (preload_app), so that a worker's first
-request costs no more than a warm one and the memory is shared copy-on-write (issue 13)."""
+request costs about what a warm one does and the memory is shared copy-on-write (issue 13).
+
+What is done here, and why only this:
+
+* **GDAL's block cache** is capped (``GDAL_CACHEMAX``, default :data:`GDAL_CACHEMAX_MB` MB when
+  the environment does not set it). GDAL's own default is 5 % of physical memory *per
+  process*, so each worker's RSS would creep towards it as views visit new raster blocks.
+* **malloc** keeps freed memory (``mallopt``: no trimming, big blocks from the heap rather than
+  fresh ``mmap``s). An export allocates and frees several arrays of 1 to 16 MB; glibc served
+  each from a new ``mmap`` and gave it back on free, so every request paid page faults to
+  zero the same megabytes again (a third of the CPU of a 1024² three-layer export).
+  Workers then hold their high-water mark instead of returning it: flat RSS, not smaller.
+* **matplotlib's lazy state** (the Agg canvas, the font file a label uses, path and marker
+  machinery) by drawing one small throwaway figure. Raster layers are not read here: GDAL
+  handles and their block cache belong to the worker that opened them (sources/rasters.py
+  reopens after fork), so reading in the master would only leave dead cache behind.
+* **The garbage collector** (``gc.freeze``, only in the gunicorn master): everything alive
+  after start-up (catalog, feature tables, modules) moves to a permanent generation. Workers
+  then never walk those objects in a collection (a full collection of the start-up heap cost
+  milliseconds, several times a minute under load), and never write their GC headers, which
+  would copy the shared pages into every worker.
+
+pyproj objects are not built here: pyproj makes a per-thread copy of every CRS and
+transformer on first use in a thread, so the master's copies would not be used by the
+workers' request threads.
+"""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
+import logging
+import os
+import sys
+
 from mapserver.catalog.model import Catalog
+
+log = logging.getLogger(__name__)
+
+GDAL_CACHEMAX_MB = 128
+
+# glibc mallopt parameters (malloc.h)
+_M_TRIM_THRESHOLD = -1
+_M_TOP_PAD = -2
+_M_MMAP_THRESHOLD = -3
+_MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's largest allowed value on 64-bit
+_TRIM_THRESHOLD = 256 * 1024 * 1024
+_TOP_PAD = 16 * 1024 * 1024
+
+_done: set[str] = set()
 
 
 def warm(catalog: Catalog) -> None:
-    """Not written yet (issue 13)."""
+    """Prepare this process (the gunicorn master, or any process that builds the app) for
+    serving ``catalog``. Idempotent per process; never raises (a failed warm-up only costs
+    the first requests some time)."""
+    for step in (cap_gdal_cache, keep_malloc_arenas, warm_matplotlib):
+        if step.__name__ in _done:
+            continue
+        _done.add(step.__name__)
+        try:
+            step()
+        except Exception:  # noqa: BLE001 - warm-up is an optimisation, never a failure
+            log.warning("warm-up step %s failed", step.__name__, exc_info=True)
+    if in_gunicorn_master():
+        freeze_heap()
+
+
+def cap_gdal_cache() -> None:
+    """GDAL_CACHEMAX from the environment, else :data:`GDAL_CACHEMAX_MB`, applied now (GDAL
+    reads the variable once, at its first cached block, which may already have happened while
+    the catalog was loading)."""
+    value = os.environ.setdefault("GDAL_CACHEMAX", str(GDAL_CACHEMAX_MB))
+    nbytes = gdal_cache_bytes(value)
+    if nbytes is None:
+        return  # a percentage or an unusual unit: GDAL interprets it itself
+    from rasterio.env import set_gdal_config
+
+    set_gdal_config("GDAL_CACHEMAX", nbytes)
+
+
+def gdal_cache_bytes(value: str) -> int | None:
+    """GDAL's reading of a GDAL_CACHEMAX value in bytes: below 100 000 it is megabytes, else
+    bytes; "64MB", "1GB" as written; None for a percentage or anything else."""
+    v = value.strip().upper()
+    units = {"GB": 1024 ** 3, "MB": 1024 ** 2, "KB": 1024}
+    for suffix, k in units.items():
+        if v.endswith(suffix) and v[:-2].strip().isdigit():
+            return int(v[:-2]) * k
+    if not v.isdigit():
+        return None
+    n = int(v)
+    return n * 1024 * 1024 if n < 100000 else n
+
+
+def keep_malloc_arenas() -> None:
+    """glibc only: big allocations from the heap, freed memory kept (see the module text)."""
+    if not sys.platform.startswith("linux"):
+        return
+    name = ctypes.util.find_library("c")
+    if not name:
+        return
+    libc = ctypes.CDLL(name)
+    if not hasattr(libc, "mallopt"):  # musl
+        return
+    for param, value in ((_M_MMAP_THRESHOLD, _MMAP_THRESHOLD),
+                         (_M_TRIM_THRESHOLD, _TRIM_THRESHOLD), (_M_TOP_PAD, _TOP_PAD)):
+        if libc.mallopt(param, value) != 1:
+            log.info("mallopt(%d, %d) refused", param, value)
+
+
+def warm_matplotlib() -> None:
+    """One small figure with a filled path, a marker collection and a label, rendered by Agg:
+    loads what matplotlib initialises on first use (the font file, Agg, path machinery)."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.collections import PathCollection
+    from matplotlib.figure import Figure
+    from matplotlib.path import Path
+
+    fig = Figure(figsize=(0.5, 0.5), dpi=96)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_axis_off()
+    square = Path(np.array([[2.0, 2], [30, 2], [30, 30], [2, 30], [2, 2]]),
+                  [Path.MOVETO, Path.LINETO, Path.LINETO, Path.LINETO, Path.CLOSEPOLY])
+    ax.add_collection(PathCollection([square], facecolors=[(1, 0, 0, 1)],
+                                     edgecolors=[(0, 0, 0, 1)], linewidths=1.0),
+                      autolim=False)
+    ax.text(4, 4, "warm", fontsize=6)
+    ax.set_xlim(0, 48)
+    ax.set_ylim(48, 0)
+    FigureCanvasAgg(fig).draw()
+
+
+def in_gunicorn_master() -> bool:
+    """Whether this is a gunicorn master loading the app before fork (``preload_app``)."""
+    arbiter = sys.modules.get("gunicorn.arbiter")
+    return arbiter is not None and os.environ.get("MAPSERVER_GC_FREEZE", "on").lower() not in (
+        "off", "0", "false", "no")
+
+
+def freeze_heap() -> None:
+    """Collect once, then move every surviving object to the permanent generation."""
+    gc.collect()
+    gc.freeze()
