@@ -52,6 +52,9 @@ class LocalBlobs:
     def __init__(self, directory: Path | str) -> None:
         self.directory = Path(directory)
 
+    def __repr__(self) -> str:
+        return f"LocalBlobs({str(self.directory)!r})"
+
     def _path(self, key: str) -> Path:
         parts = [p for p in key.split("/") if p]
         if not parts or any(p in (".", "..") for p in parts):
