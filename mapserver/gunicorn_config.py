@@ -83,3 +83,8 @@ def on_starting(server) -> None:  # noqa: ANN001 - gunicorn's hook signature
 def child_exit(server, worker) -> None:  # noqa: ANN001 - gunicorn's hook signature
     """A dead worker's live values leave ``/metrics``; its counters stay (observe/multiproc.py)."""
     _metrics.child_exit(server, worker)
+
+
+def on_exit(server) -> None:  # noqa: ANN001 - gunicorn's hook signature
+    """Remove the metrics directory made at start (observe/multiproc.py)."""
+    _metrics.on_exit(server)

@@ -116,27 +116,31 @@ class ObservedApp:
 
 
 class _Body:
-    """The response body, passed through chunk by chunk, counting bytes; ``close`` ends the
-    request's measurement (WSGI servers call it once the body is sent, or abandoned)."""
+    """The response body, passed through chunk by chunk, counting bytes. The request's
+    measurement ends when the body has been handed over entirely, or at ``close`` (WSGI
+    servers call it once the body is sent or abandoned), whichever comes first."""
 
     def __init__(self, body: Iterable[bytes], done: Callable[[int], None]) -> None:
         self.body = body
         self.done = done
         self.sent = 0
-        self.closed = False
+        self.finished = False
 
     def __iter__(self) -> Iterator[bytes]:
         for chunk in self.body:
             self.sent += len(chunk)
             yield chunk
+        self._finish()
+
+    def _finish(self) -> None:
+        if not self.finished:
+            self.finished = True
+            self.done(self.sent)
 
     def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
         try:
             close = getattr(self.body, "close", None)
             if close is not None:
                 close()
         finally:
-            self.done(self.sent)
+            self._finish()

@@ -12,18 +12,22 @@ calls :func:`prepare` at load time, in the master, before ``preload_app`` import
   temporary one) unless metrics are off (``MAPSERVER_METRICS=off``);
 - :func:`on_starting` (gunicorn's hook, once in the master): empty it, so values from an earlier
   run of the server are not added to this one's;
-- :func:`child_exit` (gunicorn's hook, in the master): mark a dead worker's live gauges gone.
+- :func:`child_exit` (gunicorn's hook, in the master): mark a dead worker's live gauges gone;
+- :func:`on_exit` (gunicorn's hook, in the master): remove the directory if it was made here.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 log = logging.getLogger(__name__)
+_made: str | None = None  # the temporary directory prepare() made (removed on_exit)
 
 
 def enabled(env: dict[str, str] | None = None) -> bool:
@@ -35,10 +39,14 @@ def prepare() -> str | None:
     """The multiprocess directory for this server (created), or None with metrics off."""
     if not enabled():
         return None
+    global _made
     path = os.environ.get(ENV)
     if not path:
-        path = tempfile.mkdtemp(prefix="mapserver-metrics-")
+        path = _made = tempfile.mkdtemp(prefix="mapserver-metrics-")
         os.environ[ENV] = path
+        # also when no server runs after all (``mapserver serve --print-config``); only in
+        # this process, not in forked workers, which inherit the handler
+        atexit.register(_remove_made, os.getpid())
     Path(path).mkdir(parents=True, exist_ok=True)
     return path
 
@@ -56,6 +64,16 @@ def on_starting(_server: object = None) -> None:
     path = os.environ.get(ENV)
     if path and enabled():
         wipe(path)
+
+
+def on_exit(_server: object = None) -> None:
+    """The master stops: remove the directory if :func:`prepare` made it."""
+    _remove_made(os.getpid())
+
+
+def _remove_made(pid: int) -> None:
+    if _made is not None and os.getpid() == pid:
+        shutil.rmtree(_made, ignore_errors=True)
 
 
 def child_exit(_server: object, worker: object) -> None:
