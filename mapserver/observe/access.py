@@ -15,8 +15,8 @@ Per request:
 - ``mapserver_http_requests_total{route,status}``, the latency histogram by route, and
   ``mapserver_arcgis_errors_total{route,code}`` (``observe/counters.py``) when metrics are on.
 
-Nothing survives the request: the id is replaced at the start of each one and cleared at its
-end, and all other state is in the WSGI environ of that request.
+Nothing survives the request: the id is set when the app is called and cleared as soon as it
+has answered, and all other state is in the WSGI environ of that request.
 """
 
 from __future__ import annotations
@@ -79,6 +79,10 @@ class ObservedApp:
         except BaseException:
             self._finish(environ, seen, 0, start)
             raise
+        finally:
+            # the app has answered (a streamed body aside): the id leaves this thread now, so
+            # it cannot reach log lines of whatever the thread does next
+            request_id.set(None)
         wrapper = environ.get("wsgi.file_wrapper")
         if isinstance(wrapper, type) and isinstance(body, wrapper):
             # the server sends this file itself (sendfile): keep it unwrapped, count its length
@@ -111,8 +115,8 @@ class ObservedApp:
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info("%s %s %s %dB %.1fms", method, path, status, fields["bytes"],
                                 fields["duration_ms"], extra=fields)
-        finally:
-            request_id.set(None)
+        except Exception:  # noqa: BLE001 - measuring must never break an answer
+            logging.getLogger(__name__).exception("access measurement failed")
 
 
 class _Body:
