@@ -178,5 +178,7 @@ def test_serve_defaults_to_the_working_directorys_folders_with_an_access_log(
     finally:
         assert stop(proc) == 0
     lines = log.read_text().splitlines()
+    assert (f"mapserver serve: services {(site / 'services').resolve()}; "
+            f"data {(site / 'data').resolve()}") in lines
     exports = [ln for ln in lines if f'"GET {EXPORT} HTTP/1.1" 200 ' in ln]
     assert len(exports) == 1, "\n".join(lines[-30:])

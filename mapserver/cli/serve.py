@@ -155,5 +155,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"{key:<26} = {value}")
         print(app.cfg)
         return 0
+    # the folders are often implicit (./services, the clone's): say which ones are served
+    print(f"mapserver serve: services {env[ENV['services']]}; data {env[ENV['data']]}",
+          file=sys.stderr, flush=True)
     app.run()  # returns only by SystemExit (the arbiter's exit status)
     return 0
