@@ -251,17 +251,25 @@ class Dispatcher:
                      payload["endZoom"], payload["bounds"])
 
     def publish_tiles(self, payload: dict, out: Path) -> None:
-        """Seed the service's /tile cache (key ``<service>/<z>/<row>/<col>.png``) with the
-        pyramid, atomically per tile, so /tile serves it without rendering."""
+        """Seed the service's /tile cache (its keys ``<service>/<digest>/<z>/<row>/<col>.png``,
+        maps/tiles.py) with the pyramid, atomically per tile, so /tile serves it without
+        rendering. Only for a service whose own scheme is the standard XYZ one in PNG (other
+        schemes' tiles are not these tiles)."""
+        from mapserver.jobs.imagery import standard_scheme
         from mapserver.jobs.shards import catalog_for
-        from mapserver.maps.tiles import TileCache
+        from mapserver.maps.tiles import TileCache, tile_key
 
         svc = catalog_for(*self.catalog_key).service(payload["spec"]["service"])
+        scheme = standard_scheme(svc)
+        if scheme is None or scheme.format.extension != "png":
+            return
         cache = TileCache(payload["tileCacheDir"], self.config.s3_endpoint)  # folder or s3://
+        data_dir = Path(self.catalog_key[1])
         root = out / payload["dest"]["prefix"]
         for path in root.glob("*/*/*"):
             z, x, y = (int(p) for p in path.relative_to(root).parts)
-            cache.put(f"{svc.name}/{z}/{y}/{x}.png", path.read_bytes())
+            if scheme.tile_grid(z, y, x) is not None:
+                cache.put(tile_key(svc, z, y, x, data_dir), path.read_bytes())
 
     def finalize_video(self, op: dict, payload: dict, staging: Path, out: Path) -> None:
         frames = []

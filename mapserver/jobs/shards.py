@@ -21,7 +21,7 @@ from mapserver.catalog.model import Catalog
 from mapserver.geo.grid import Grid
 from mapserver.jobs.assets import LiveCatalog
 from mapserver.jobs.expression import ImageSpec
-from mapserver.jobs.imagery import export_tile_grid, render
+from mapserver.jobs.imagery import XYZ_SCHEME, render, standard_scheme
 
 _catalogs: dict[tuple, LiveCatalog] = {}
 
@@ -60,6 +60,23 @@ def encode_tile(rgba: np.ndarray, fmt: str) -> tuple[bytes, str]:
     return buf.getvalue(), fmt
 
 
+def _pyramid(svc, spec: ImageSpec, catalog: Catalog, tiles: list):  # noqa: ANN001, ANN202
+    """The shard's XYZ tiles through the metatile renderer (None: outside the coverage)."""
+    from mapserver.maps.metatiles import pyramid_tiles
+    from mapserver.settings import Settings
+
+    own = standard_scheme(svc)
+    settings = Settings.from_env()
+
+    def draw(grid: Grid) -> np.ndarray:
+        return np.ascontiguousarray(render(spec, grid, catalog).data.transpose(1, 2, 0))
+
+    return pyramid_tiles([tuple(t) for t in tiles],
+                         lambda z: own if own is not None and own.lod(z) is not None
+                         else XYZ_SCHEME,
+                         draw, settings.metatile, settings.metatile_buffer)
+
+
 def run_shard(kind: str, payload: dict, index: int, shard: dict, staging: str,
               catalog_key: tuple, delay: float = 0.0) -> dict:
     """Compute one shard; idempotent (a re-run overwrites the same files atomically). The
@@ -89,13 +106,10 @@ def _run_shard(kind: str, payload: dict, index: int, shard: dict, staging: str,
         out = Path(staging) / "out" / payload["dest"]["prefix"]
         written = empty = 0
         svc = catalog.service(spec.service)
-        for z, x, y in shard["tiles"]:
-            grid = export_tile_grid(svc, z, x, y)
-            if grid is None:  # outside the service's tile coverage: nothing to draw
-                rgba = np.zeros((256, 256, 4), np.uint8)
-            else:
-                px = render(spec, grid, catalog)
-                rgba = np.ascontiguousarray(px.data.transpose(1, 2, 0))
+        # cut from metatiles as /tile cuts them (maps/metatiles.py), so the pyramid equals
+        # the service's tiles, labels included
+        for (z, x, y), cut in _pyramid(svc, spec, catalog, shard["tiles"]):
+            rgba = np.zeros((256, 256, 4), np.uint8) if cut is None else cut
             if payload["skipEmpty"] and not (rgba[..., 3] > 0).any():
                 empty += 1
                 continue

@@ -19,7 +19,7 @@ same tile from the same render. This module knows nothing of caches or encodings
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -173,10 +173,34 @@ def block_grid(scheme: TilingScheme, block: Block) -> Grid:
                 height=block.rows * scheme.rows + top + bottom, dpi=scheme.dpi)
 
 
-def core_window(scheme: TilingScheme, block: Block) -> tuple[float, float, float, float]:
-    """The block's tiles in the block grid's pixels (the label window)."""
+def _core(scheme: TilingScheme, block: Block) -> tuple[int, int, int, int]:
     left, top, _, _ = pads(scheme, block)
     return (left, top, left + block.cols * scheme.cols, top + block.rows * scheme.rows)
+
+
+def core_window(scheme: TilingScheme, block: Block) -> tuple[float, float, float, float]:
+    """The label window in the block grid's pixels: the block's tiles, except that a side on
+    the edge of the world is open (no metatile lies beyond it, so a label there is drawn and
+    cut by the world's edge exactly as an export of the same view draws it)."""
+    window = list(_core(scheme, block))
+    world = _world(scheme)
+    if world is not None:
+        lod = scheme.lod(block.level)
+        assert lod is not None
+        res = lod.resolution
+        x0 = scheme.origin[0] + block.col0 * scheme.cols * res
+        y1 = scheme.origin[1] - block.row0 * scheme.rows * res
+        x1, y0 = x0 + block.cols * scheme.cols * res, y1 - block.rows * scheme.rows * res
+        tol = res / 2
+        if x0 - world[0] < tol:
+            window[0] = -math.inf
+        if world[3] - y1 < tol:
+            window[1] = -math.inf
+        if world[2] - x1 < tol:
+            window[2] = math.inf
+        if y0 - world[1] < tol:
+            window[3] = math.inf
+    return (window[0], window[1], window[2], window[3])
 
 
 def draw_block(scheme: TilingScheme, block: Block, draw: Callable[[Grid], np.ndarray]
@@ -184,10 +208,9 @@ def draw_block(scheme: TilingScheme, block: Block, draw: Callable[[Grid], np.nda
     """The metatile's core (buffer cut off) as RGBA, drawn once by ``draw`` on the block
     grid with labels restricted to the core."""
     grid = block_grid(scheme, block)
-    window = core_window(scheme, block)
-    with label_window(window):
+    with label_window(core_window(scheme, block)):
         rgba = draw(grid)
-    x0, y0, x1, y1 = (int(v) for v in window)
+    x0, y0, x1, y1 = _core(scheme, block)
     return rgba[y0:y1, x0:x1]
 
 
@@ -208,3 +231,22 @@ def render_block(scheme: TilingScheme, block: Block, draw: Callable[[Grid], np.n
                  ) -> dict[tuple[int, int], np.ndarray]:
     """Draw a metatile once and cut it: (row, col) -> the tile's RGBA."""
     return cut_block(scheme, block, draw_block(scheme, block, draw))
+
+
+def pyramid_tiles(tiles: Iterable[tuple[int, int, int]],
+                  scheme_for: Callable[[int], TilingScheme],
+                  draw: Callable[[Grid], np.ndarray], n: int = DEFAULT_METATILE,
+                  buffer: int = DEFAULT_BUFFER
+                  ) -> Iterator[tuple[tuple[int, int, int], np.ndarray | None]]:
+    """XYZ tiles ``(z, x, y)`` (a batch export's tile pyramid) through their metatiles: each
+    metatile is drawn once for all the requested tiles in it, and each tile is cut from it as
+    ``/tile`` cuts it. Yields ((z, x, y), RGBA), RGBA None for a tile outside the scheme."""
+    groups: dict[tuple, list[tuple[int, int, int]]] = {}
+    for z, x, y in tiles:
+        scheme = scheme_for(z)
+        block = block_of(scheme, z, y, x, n, buffer)
+        groups.setdefault((scheme, block), []).append((z, x, y))
+    for (scheme, block), members in groups.items():
+        cut = render_block(scheme, block, draw) if block is not None else {}
+        for z, x, y in members:
+            yield (z, x, y), cut.get((y, x))
