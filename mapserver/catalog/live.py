@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mapserver.catalog import definitions
-from mapserver.catalog.loader import load_service
+from mapserver.catalog.loader import load_service, unexpected
 from mapserver.catalog.model import Catalog, Service
 from mapserver.errors import ServiceDefinitionError
 
@@ -91,6 +91,11 @@ class LiveCatalog:
         # a file read by load_catalog is gone already: the first check must rebuild
         self._stale = set(catalog.files) != {str(p) for p in self._entries}
 
+    def use_clock(self, clock: Callable[[], float]) -> None:
+        """Measure the interval with ``clock`` from now on (tests step through it)."""
+        self.clock = clock
+        self._next = clock() + self.interval
+
     def due(self) -> bool:
         """Whether a check is due: the interval passed (0: never by time), or this process
         is a fork of the one that last checked (a new gunicorn worker after SIGHUP or
@@ -128,9 +133,11 @@ class LiveCatalog:
                 svc = load_service(f.path, f.name, self.data_dir)
                 entries[f.path] = _Entry(f, svc, None)
                 loaded.append(f.name)
-            except ServiceDefinitionError as exc:
+            except Exception as exc:  # noqa: BLE001 - one file never stops the others
+                problem = str(exc) if isinstance(exc, ServiceDefinitionError) \
+                    else unexpected(f.path, exc)
                 keep = old.service if old is not None and old.file.name == f.name else None
-                entries[f.path] = _Entry(f, keep, str(exc) + (KEPT if keep else ""))
+                entries[f.path] = _Entry(f, keep, problem + (KEPT if keep else ""))
         removed = [e.file.name for p, e in old_entries.items() if p not in entries]
         if not force_all and not self._stale and not loaded and not removed and entries.keys() == \
                 old_entries.keys() and tuple(folder_problems) == self._folder_problems \

@@ -49,7 +49,15 @@ def load_catalog(service_dirs: list[Path], data_dir: Path) -> Catalog:
             loaded.append((f, load_service(f.path, f.name, data_dir), None))
         except ServiceDefinitionError as exc:
             loaded.append((f, None, str(exc)))
+        except Exception as exc:  # noqa: BLE001 - a check that missed a shape: skip the file
+            loaded.append((f, None, unexpected(f.path, exc)))
     return definitions.assemble(loaded, problems)
+
+
+def unexpected(path: Path, exc: BaseException) -> str:
+    """The problem line for a definition that broke the loader itself (a bug, not the
+    author's fault alone): the file is skipped like any rejected one."""
+    return f"{path}: (file): cannot be loaded: {type(exc).__name__}: {exc}"[:500]
 
 
 class _Ctx:
@@ -90,6 +98,8 @@ def load_service(path: Path, name: str, data_dir: Path) -> Service:
         raise ctx.fail("(file)", f"cannot be read: {exc}") from exc
     except json.JSONDecodeError as exc:
         raise ctx.fail("(file)", f"is not valid JSON: {exc.msg} at line {exc.lineno}") from exc
+    except RecursionError as exc:
+        raise ctx.fail("(file)", "is nested too deeply to be a service definition") from exc
     if not isinstance(doc, dict):
         raise ctx.fail("(file)", "must hold a JSON object")
     # the schema first for keys nobody reads ("strech"), before any data file is opened; its
@@ -235,7 +245,7 @@ def _tiling(ctx: _Ctx, doc: dict, sr: SpatialRef,
     if doc.get("tiling") is None:
         return None
     try:
-        scheme = parse_tiling(doc["tiling"], "tiling")
+        scheme = parse_tiling(doc["tiling"], "tiling", service_sr=sr)  # in the service's SR
     except TilingError as exc:
         raise ctx.fail(exc.path, exc.problem) from exc
     coverage = project_bounds(full, sr, scheme.sr)

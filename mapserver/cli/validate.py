@@ -81,7 +81,7 @@ def validate_paths(paths: list[Path], data_dir: Path, service_dirs: tuple[Path, 
 
 def check_file(path: Path, name: str, data_dir: Path) -> int | list[str]:
     """The number of layers of a valid definition, else its problem lines."""
-    from mapserver.catalog.loader import DefinitionProblems, load_service
+    from mapserver.catalog.loader import DefinitionProblems, load_service, unexpected
     from mapserver.errors import ServiceDefinitionError
 
     try:
@@ -90,6 +90,8 @@ def check_file(path: Path, name: str, data_dir: Path) -> int | list[str]:
         return [f"{path}: {p.field}: {p.problem}" for p in exc.problems]
     except ServiceDefinitionError as exc:
         return [str(exc)]
+    except Exception as exc:  # noqa: BLE001 - the server skips such a file too
+        return [unexpected(path, exc)]
     return len(svc.layers)
 
 
