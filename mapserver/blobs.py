@@ -154,6 +154,8 @@ class S3Blobs:
         return self.prefix + "/".join(parts)
 
     def _fail(self, exc: Exception, what: str) -> StoreUnavailable:
+        if isinstance(exc, StoreUnavailable):  # e.g. boto3 is not installed
+            return exc
         return StoreUnavailable(f"{self.location}: {what}: {_reason(exc)}")
 
     def get(self, key: str) -> bytes | None:
@@ -234,6 +236,8 @@ def _code(exc: Exception) -> str:
 
 def _reason(exc: Exception) -> str:
     """A short, path-free reason for logs and the health check."""
+    if isinstance(exc, StoreUnavailable):
+        return exc.message
     status, code = _status(exc), _code(exc)
     if code in ("NoSuchBucket",) or (status == 404 and not code.startswith("NoSuchKey")):
         return "the bucket does not exist"
@@ -273,10 +277,9 @@ def _s3_client(endpoint: str | None):  # noqa: ANN202
                 config = Config(connect_timeout=3, read_timeout=20,
                                 retries={"max_attempts": 2, "mode": "standard"},
                                 max_pool_connections=32)
-                client = boto3.session.Session().client(
-                    "s3", endpoint_url=endpoint, config=config,
-                    region_name=os.environ.get("AWS_DEFAULT_REGION")
-                    or os.environ.get("AWS_REGION") or "us-east-1")
+                # region: boto3's own chain (AWS_DEFAULT_REGION, the profile); S3 needs none
+                client = boto3.session.Session().client("s3", endpoint_url=endpoint,
+                                                        config=config)
                 _clients[key] = client
     return client
 
