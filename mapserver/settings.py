@@ -101,11 +101,11 @@ class Settings:
             service_dirs=tuple(Path(p) for p in dirs.split(os.pathsep) if p) if dirs
             else base.service_dirs,
             data_dir=Path(env.get("MAPSERVER_DATA", base.data_dir)),
-            output_dir=_location(env.get("MAPSERVER_OUTPUT"), base.output_dir),
+            output_dir=_location(env, "MAPSERVER_OUTPUT", base.output_dir),
             output_max_age=float(env.get("MAPSERVER_OUTPUT_MAX_AGE", base.output_max_age)),
             png_compression=max(0, min(9, int(env.get("MAPSERVER_PNG_COMPRESSION",
                                                       base.png_compression)))),
-            tile_cache_dir=_location(env.get("MAPSERVER_TILE_CACHE"), base.tile_cache_dir),
+            tile_cache_dir=_location(env, "MAPSERVER_TILE_CACHE", base.tile_cache_dir),
             limits=Limits.from_env(env),
             users_file=Path(env["MAPSERVER_USERS"]) if env.get("MAPSERVER_USERS") else None,
             secret=env.get("MAPSERVER_SECRET") or None,
@@ -135,16 +135,24 @@ class Settings:
         )
 
 
-def _location(value: str | None, default: Path | str) -> Path | str:
+def _location(env: dict[str, str], name: str, default: Path | str) -> Path | str:
     """A store setting: ``s3://bucket/prefix`` stays a string (checked here, so a malformed
-    one stops the start-up with its reason); anything else is a local folder."""
-    if value is None or not value.strip():
+    one, or one without boto3 installed, stops the start-up with its reason); anything else
+    is a local folder."""
+    value = (env.get(name) or "").strip()
+    if not value:
         return default
-    value = value.strip()
     if value.startswith("s3://"):
+        import importlib.util
+
         from mapserver.blobs import parse_s3
 
-        parse_s3(value)
+        try:
+            parse_s3(value)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+        if importlib.util.find_spec("boto3") is None:
+            raise ValueError(f"{name}={value} needs boto3: pip install 'mapserver[s3]'")
         return value
     return Path(value)
 
