@@ -336,3 +336,17 @@ def test_live_gunicorn_reloads_without_dropping_a_request(tmp_path):
     # the broken file was reported once, although two workers found it
     lines = (tmp_path / "gunicorn.log").read_text().splitlines()
     assert len([ln for ln in lines if "A.json: layers[0].defaultVisiblity" in ln]) == 1, lines
+
+
+def test_a_rejected_file_is_logged_once_at_start(tmp_path, caplog):
+    """The issue saw every rejected file twice on stderr (loader and app); now once."""
+    root = tmp_path / "services"
+    root.mkdir()
+    _points(root)
+    _write(root / "Bad.json", _definition(RED, defaultVisiblity=True))
+    caplog.set_level(logging.INFO)
+    create_app(Settings(service_dirs=(root,), data_dir=root, output_dir=tmp_path / "out"))
+    mine = [r for r in caplog.records if "Bad.json" in r.getMessage()]
+    assert [r.getMessage() for r in mine] == [
+        f"service not loaded: {root / 'Bad.json'}: layers[0].defaultVisiblity: unknown key; "
+        "did you mean 'defaultVisibility'?"]
