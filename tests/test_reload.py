@@ -350,3 +350,24 @@ def test_a_rejected_file_is_logged_once_at_start(tmp_path, caplog):
     assert [r.getMessage() for r in mine] == [
         f"service not loaded: {root / 'Bad.json'}: layers[0].defaultVisiblity: unknown key; "
         "did you mean 'defaultVisibility'?"]
+
+
+def test_batch_shards_see_the_changed_definition(tmp_path, monkeypatch):
+    """Batch-export shards (separate processes) load the catalog themselves: they re-read a
+    changed definition too, so a batch image shows what the server now serves."""
+    from mapserver.jobs.shards import catalog_for
+
+    root = tmp_path / "services"
+    root.mkdir()
+    _points(root)
+    _write(root / "A.json", _definition(RED))
+    monkeypatch.setenv("MAPSERVER_RELOAD", "0.01")
+
+    def colour() -> tuple:
+        svc = catalog_for((str(root),), str(root)).service("A")
+        return tuple(round(c * 255) for c in svc.layers[0].renderer.classes[0].symbol.color)
+
+    assert colour() == tuple(RED)
+    _write(root / "A.json", _definition(BLUE))
+    time.sleep(0.05)  # past the interval (not a timing assertion: any later check sees it)
+    assert colour() == tuple(BLUE)

@@ -70,10 +70,8 @@ class Reloader:
             sec.use_catalog(catalog)
         jobs = app.extensions.get("mapserver_jobs")
         live = getattr(jobs, "live", None)
-        if live is not None:  # jobs/assets.py LiveCatalog: its base, merged with the assets
-            with live._lock:
-                live.base = catalog
-                live._gen = -1  # merge again on the next request (rest/jobs.py hook)
+        if live is not None:  # jobs/assets.py LiveCatalog: this base, merged with the assets
+            live.rebase(catalog)  # (rest/jobs.py's hook merges them before the view runs)
 
     def on_sighup(self, _signum: int, _frame: object) -> None:
         self._hup = True

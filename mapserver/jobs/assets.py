@@ -156,6 +156,13 @@ class LiveCatalog:
         self._catalog = base
         self._lock = threading.Lock()
 
+    def rebase(self, base: Catalog) -> None:
+        """Use ``base`` from now on (its definition files changed: catalog/reload.py)."""
+        with self._lock:
+            self.base = base
+            self._catalog = base
+            self._gen = -1  # merge the assets again on the next call
+
     def current(self) -> Catalog:
         if self.root is None:
             return self.base

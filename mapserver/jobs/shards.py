@@ -16,23 +16,31 @@ import numpy as np
 from affine import Affine
 from PIL import Image
 
-from mapserver.catalog.loader import load_catalog
+from mapserver.catalog.live import LiveCatalog as DefinitionFiles
 from mapserver.catalog.model import Catalog
 from mapserver.geo.grid import Grid
 from mapserver.jobs.assets import LiveCatalog
 from mapserver.jobs.expression import ImageSpec
 from mapserver.jobs.imagery import XYZ_SCHEME, render, standard_scheme
+from mapserver.settings import Settings
 
 _catalogs: dict[tuple, LiveCatalog] = {}
+_definitions: dict[tuple, DefinitionFiles] = {}
 
 
 def catalog_for(service_dirs: tuple[str, ...], data_dir: str,
                 asset_root: str | None = None) -> Catalog:
-    """The catalog of these folders, plus the published assets (reloaded when they change)."""
+    """The catalog of these folders, plus the published assets (reloaded when they change);
+    a changed definition file is re-read as the server does (catalog/live.py), so shards draw
+    the service the server now serves."""
     key = (tuple(service_dirs), data_dir, asset_root)
     if key not in _catalogs:
-        base = load_catalog([Path(p) for p in service_dirs], Path(data_dir))
-        _catalogs[key] = LiveCatalog(base, Path(asset_root) if asset_root else None)
+        files = DefinitionFiles([Path(p) for p in service_dirs], Path(data_dir),
+                                Settings.from_env().reload_interval)
+        _definitions[key] = files
+        _catalogs[key] = LiveCatalog(files.catalog, Path(asset_root) if asset_root else None)
+    elif _definitions[key].check() is not None:
+        _catalogs[key].rebase(_definitions[key].catalog)
     return _catalogs[key].current()
 
 
