@@ -15,6 +15,8 @@ What is done here, and why only this:
   machinery) by drawing one small throwaway figure. Raster layers are not read here: GDAL
   handles and their block cache belong to the worker that opened them (sources/rasters.py
   reopens after fork), so reading in the master would only leave dead cache behind.
+* **Polygon and line tables projected** into the layer's, the service's and the Web Mercator
+  SR (the fast drawing route of ``geo/project.py``), shared by the workers copy-on-write.
 * **The garbage collector** (``gc.freeze``, only in the gunicorn master): everything alive
   after start-up (catalog, feature tables, modules) moves to a permanent generation. Workers
   then never walk those objects in a collection (a full collection of the start-up heap cost
@@ -64,8 +66,33 @@ def warm(catalog: Catalog) -> None:
             step()
         except Exception:  # noqa: BLE001 - warm-up is an optimisation, never a failure
             log.warning("warm-up step %s failed", step.__name__, exc_info=True)
+    try:
+        project_tables(catalog)
+    except Exception:  # noqa: BLE001
+        log.warning("warm-up step project_tables failed", exc_info=True)
     if in_gunicorn_master():
         freeze_heap()
+
+
+def project_tables(catalog: Catalog) -> None:
+    """Every polygon and line table projected once into the map SRs requests most often ask
+    for (the layer's own, its service's, Web Mercator): the fast drawing route
+    (:func:`mapserver.geo.project.projected_rings`) then only applies the grid's affine."""
+    from mapserver.geo.project import projected_rings
+    from mapserver.geo.sr import from_wkid
+
+    if catalog is None:
+        return
+    mercator = from_wkid(3857)
+    for service in catalog.services.values():
+        for layer in service.layers:
+            table = layer.table
+            if table is None or table.geometry_type not in ("esriGeometryPolygon",
+                                                             "esriGeometryPolyline"):
+                continue
+            closed = table.geometry_type == "esriGeometryPolygon"
+            for dst in dict.fromkeys((table.sr, service.sr, mercator)):
+                projected_rings(table.geometry, table.sr, dst, closed, build=True)
 
 
 def cap_gdal_cache() -> None:

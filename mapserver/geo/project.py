@@ -26,6 +26,8 @@ the world, or reaching past the antimeridian, is drawn once per world copy
 from __future__ import annotations
 
 import math
+import threading
+import weakref
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -418,3 +420,160 @@ def project_bounds(b: tuple[float, float, float, float], src: SpatialRef,
     if not ok.any():
         return None
     return (float(tx[ok].min()), float(ty[ok].min()), float(tx[ok].max()), float(ty[ok].max()))
+
+
+# --- the fast route: a table's rings projected once per map SR ---------------------------------
+# A request draws the same features again and again, and most of :func:`to_pixel_parts` (the
+# shapely passes that build, cut and project geometry objects) gives the same map coordinates
+# every time: only the grid's affine changes. So the steps before the affine are done once per
+# (table, map SR) and kept flat (:class:`ProjectedRings`); a request gathers its features'
+# vertices and applies the affine in numpy. Bit-identical to the exact route: the same
+# functions produce the map coordinates, the affine is the same expression, and a feature the
+# exact route would clip (reaching past the view's area or the pixel margin) goes through the
+# exact route itself.
+
+
+@dataclass(frozen=True)
+class ProjectedRings:
+    """Every ring (polygons: exterior then holes, part by part) or line of a table's
+    geometries in one map SR, in the order :func:`mapserver.render.geometry.feature_paths`
+    draws them; ``start[i]:start[i + 1]`` are feature ``i``'s vertices."""
+
+    xy: np.ndarray  # (n, 2) map units
+    codes: np.ndarray  # (n,) matplotlib path codes (uint8)
+    start: np.ndarray  # (features + 1,) vertex offsets
+    src_bounds: np.ndarray  # (features, 4) each geometry's bounds in its own SR (NaN: empty)
+
+
+MOVETO, LINETO, CLOSEPOLY = 1, 2, 79  # matplotlib.path.Path codes (no matplotlib import here)
+_rings: dict[tuple[int, str, str, bool], tuple[weakref.ref, ProjectedRings | None]] = {}
+_seen: dict[tuple[int, str, str, bool], weakref.ref] = {}
+_rings_lock = threading.Lock()
+RINGS_KEPT = 64
+
+
+def projected_rings(geometry: np.ndarray, src: SpatialRef, dst: SpatialRef,
+                    closed: bool, build: bool = False) -> ProjectedRings | None:
+    """The table ``geometry`` (all rows) projected into ``dst`` as flat rings, built once and
+    kept while the array lives (the gunicorn master builds them in ``warm()``, so workers share
+    them). Built on the second request that draws the same array (``build``: at once), so a
+    table made for one request (a dynamic layer's join) never pays for it. None when the fast
+    route does not apply (yet): not seen before, or a vertex that does not project."""
+    key = (id(geometry), src.key, dst.key, closed)
+    with _rings_lock:
+        hit = _rings.get(key)
+        if hit is not None and hit[0]() is geometry:
+            return hit[1]
+        seen = _seen.get(key)
+        if not build and (seen is None or seen() is not geometry):
+            for k in [k for k, ref in _seen.items() if ref() is None]:
+                del _seen[k]
+            _seen[key] = weakref.ref(geometry)
+            return None
+        _seen.pop(key, None)
+        built = _build_rings(geometry, src, dst, closed)
+        for k in [k for k, (ref, _) in _rings.items() if ref() is None]:
+            del _rings[k]
+        while len(_rings) >= RINGS_KEPT:
+            del _rings[next(iter(_rings))]
+        _rings[key] = (weakref.ref(geometry), built)
+        return built
+
+
+def _build_rings(geometry: np.ndarray, src: SpatialRef, dst: SpatialRef,
+                 closed: bool) -> ProjectedRings | None:
+    n = len(geometry)
+    fr = frame(dst)
+    if src == dst:
+        parts, owner = shapely.get_parts(geometry, return_index=True)
+        tr = None
+    elif fr.via_geodetic:
+        g = fr.geodetic
+        assert g is not None
+        world = geometry if src == g else _drop_nonfinite(shapely.transform(
+            geometry, _xy(transformer(src, g))))
+        parts, owner = _window_pieces(world, fr)
+        if not fr.cylindrical:
+            parts = shapely.segmentize(parts, DENSIFY_DEG)
+        tr = transformer(g, dst)
+    else:
+        parts, owner = shapely.get_parts(geometry, return_index=True)
+        tr = transformer(src, dst)
+    keep = ~shapely.is_empty(parts)
+    parts, owner = parts[keep], owner[keep]
+    order = np.argsort(owner, kind="stable")
+    parts, owner = parts[order], owner[order]
+    if closed:
+        lines, line_part = shapely.get_rings(parts, return_index=True)
+    else:
+        lines, line_part = parts, np.arange(len(parts))
+    coords, coord_line = shapely.get_coordinates(lines, return_index=True)
+    if tr is not None and len(coords):
+        with np.errstate(all="ignore"):
+            x, y = tr.transform(coords[:, 0], coords[:, 1], errcheck=False)
+        coords = np.column_stack([np.asarray(x), np.asarray(y)])
+        if not np.isfinite(coords).all():
+            return None
+    codes = np.full(len(coords), LINETO, dtype=np.uint8)
+    if len(coords):
+        starts = np.r_[0, np.flatnonzero(np.diff(coord_line)) + 1]
+        codes[starts] = MOVETO
+        if closed:
+            codes[np.r_[starts[1:] - 1, len(coords) - 1]] = CLOSEPOLY
+    line_feature = owner[line_part] if len(line_part) else owner[:0]
+    coord_feature = line_feature[coord_line] if len(coord_line) else coord_line
+    start = np.searchsorted(coord_feature, np.arange(n + 1))
+    with np.errstate(all="ignore"):
+        src_bounds = shapely.bounds(geometry)
+    return ProjectedRings(np.ascontiguousarray(coords), codes, start, src_bounds)
+
+
+def to_pixel_rings(geometry: np.ndarray, idx: np.ndarray, src: SpatialRef, grid: Grid,
+                   datum: Datum = (), margin: float = 64.0, area: object = COMPUTE,
+                   closed: bool = True
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """The features ``geometry[idx]`` in ``grid``'s pixel space through the fast route:
+    (xy (n, 2) pixels, codes (n,), offsets (len(idx) + 1,), exact) where ``exact`` marks the
+    features that must take the exact route (:func:`to_pixel_parts`) because it would clip
+    them; their slices are empty. None: no fast route (datum transformations requested, or a
+    vertex that does not project)."""
+    if datum:
+        return None
+    rings = projected_rings(geometry, src, grid.sr, closed)
+    if rings is None:
+        return None
+    a, b = rings.start[idx], rings.start[idx + 1]
+    lens = b - a
+    offsets = np.zeros(len(idx) + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    take = np.repeat(a - offsets[:-1], lens) + np.arange(offsets[-1])
+    xy = rings.xy[take]
+    inv = ~grid.transform
+    x, y = xy[:, 0], xy[:, 1]
+    px = np.column_stack([inv.a * x + inv.b * y + inv.c, inv.d * x + inv.e * y + inv.f])
+    codes = rings.codes[take]
+    # what to_pixel_parts would clip: a feature reaching past the view's area (in its own SR)
+    # or any vertex past the pixel rectangle grown by the margin
+    exact = np.zeros(len(idx), dtype=bool)
+    if src != grid.sr:
+        if area is COMPUTE:
+            area = view_area(grid, src)
+        if area is not None:
+            xmin, ymin, xmax, ymax = area.bounds  # type: ignore[attr-defined]
+            sb = rings.src_bounds[idx]
+            exact |= (sb[:, 0] < xmin) | (sb[:, 1] < ymin) | (sb[:, 2] > xmax) | (sb[:, 3] > ymax)
+    if len(px):
+        out = ((px[:, 0] < -margin) | (px[:, 1] < -margin) | (px[:, 0] > grid.width + margin)
+               | (px[:, 1] > grid.height + margin))
+        nonempty = lens > 0
+        if out.any() and nonempty.any():
+            hit = np.zeros(len(idx), dtype=bool)
+            hit[nonempty] = np.logical_or.reduceat(out, offsets[:-1][nonempty])
+            exact |= hit
+    if exact.any():
+        keep = np.repeat(~exact, lens)
+        px, codes = px[keep], codes[keep]
+        lens = np.where(exact, 0, lens)
+        offsets = np.zeros(len(idx) + 1, dtype=np.int64)
+        np.cumsum(lens, out=offsets[1:])
+    return px, codes, offsets, exact

@@ -12,6 +12,32 @@ import numpy as np
 import shapely
 from matplotlib.path import Path
 
+from mapserver.geo.grid import Grid
+from mapserver.geo.project import COMPUTE, Datum, to_pixel_parts, to_pixel_rings
+from mapserver.geo.sr import SpatialRef
+
+
+def pixel_paths(geometry: np.ndarray, idx: np.ndarray, src: SpatialRef, grid: Grid,
+                datum: Datum = (), area: object = COMPUTE, closed: bool = True) -> list[Path]:
+    """One Path per feature ``geometry[idx]`` on ``grid``: through the fast route of
+    :func:`mapserver.geo.project.to_pixel_rings` (the table's rings projected once per map SR,
+    only the affine per request), and the exact route (:func:`to_pixel_parts` +
+    :func:`feature_paths`) for the features it would clip or when there is no fast route.
+    Both give the same vertices and codes for a feature (tests/test_vector_fast_paths.py)."""
+    fast = to_pixel_rings(geometry, idx, src, grid, datum, area=area, closed=closed)
+    if fast is None:
+        parts, owner = to_pixel_parts(geometry[idx], src, grid, datum, area=area)
+        return feature_paths(parts, owner, len(idx), closed)
+    xy, codes, offsets, exact = fast
+    paths = [_path(xy[offsets[i]:offsets[i + 1]], codes[offsets[i]:offsets[i + 1]], closed)
+             for i in range(len(idx))]
+    if exact.any():
+        which = np.flatnonzero(exact)
+        parts, owner = to_pixel_parts(geometry[idx[which]], src, grid, datum, area=area)
+        for i, path in zip(which, feature_paths(parts, owner, len(which), closed), strict=True):
+            paths[i] = path
+    return paths
+
 
 def feature_paths(parts: np.ndarray, owner: np.ndarray, n: int, closed: bool) -> list[Path]:
     """One compound Path per feature ``0..n-1`` from its pixel-space parts (features without

@@ -23,7 +23,7 @@ from matplotlib.transforms import IdentityTransform
 from mapserver.catalog.model import LabelClass, Layer
 from mapserver.geo.grid import Grid
 from mapserver.geo.project import COMPUTE, cuts_geometry, points_to_pixels, to_pixel_parts
-from mapserver.render.geometry import feature_paths
+from mapserver.render.geometry import feature_paths, pixel_paths
 from mapserver.render.labels import outside_window, placement
 from mapserver.render.style import (
     FillSymbol,
@@ -172,8 +172,8 @@ def draw_features(ax: Axes, layer: Layer, idx: np.ndarray, grid: Grid,
                                alpha, sub)
         return
     closed = gtype == "esriGeometryPolygon"
-    parts, owner = to_pixel_parts(geoms, table.sr, grid, datum, area=area)
-    paths = feature_paths(parts, owner, len(idx), closed=closed)
+    paths = pixel_paths(table.geometry, np.asarray(idx), table.sr, grid, datum, area=area,
+                        closed=closed)
     outlines = None
     if closed and cuts_geometry(table.sr, grid):
         # polygons cut at the map's antimeridian: stroke the rings themselves, not the cut
