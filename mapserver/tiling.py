@@ -3,10 +3,16 @@
 A service opts in with a ``"tiling"`` object in its definition, written with the same field
 names as ArcGIS ``tileInfo`` (``rows``, ``cols``, ``dpi``, ``format``, ``compressionQuality``,
 ``origin``, ``spatialReference``, ``lods``) plus ``levels`` (how many standard levels to
-generate). ``"tiling": {}`` gives the standard Web Mercator scheme every web map client assumes
-(esri-leaflet remaps its zooms by resolution and ignores the origin, so the defaults must be
-exactly Esri's). The scheme is parsed once at load; this module knows nothing of services,
-so the catalog can import it without a cycle.
+generate). The scheme is always in the service's own spatial reference, as ArcGIS caches are
+(esri-leaflet maps cache levels only when the service SR is Web Mercator; a Web Mercator cache
+under a 4326 service misleads every client): a scheme whose ``spatialReference`` differs from
+the service's is rejected at load. ``"tiling": {}`` gives the standard scheme of the service's
+SR: Esri's Web Mercator one for a 3857 service (esri-leaflet remaps its zooms by resolution and
+ignores the origin, so the defaults must be exactly Esri's), and for a geographic (4326) service
+the geographic one of ArcGIS and OGC WorldCRS84Quad (origin -180, 90; 0.703125° per pixel at
+level 0, two 256-pixel tiles across the world); any other SR must give ``origin`` and
+``lods``. The scheme is parsed once at load; this module knows nothing of services, so the
+catalog can import it without a cycle.
 """
 
 from __future__ import annotations
@@ -29,6 +35,9 @@ WM_ORIGIN = (-mercator.ESRI_TILE_ORIGIN, mercator.ESRI_TILE_ORIGIN)
 WM_RESOLUTION0 = mercator.ESRI_RESOLUTION0
 WM_SCALE0 = mercator.ESRI_SCALE0
 DEFAULT_LEVELS = 20  # levels 0..19 (~0.3 m / px at the last one)
+# the standard geographic scheme (WGS 84): ArcGIS's and OGC WorldCRS84Quad's
+GEO_ORIGIN = (-180.0, 90.0)
+GEO_RESOLUTION0 = 180.0 / 256.0  # degrees per pixel at level 0 (2 x 1 tiles of 256 px)
 MAX_LEVELS = 32
 # tileInfo.format spelling -> our encoder (ArcGIS writes upper case; MIXED is not offered)
 TILE_FORMATS = {"PNG": "png", "PNG8": "png8", "PNG24": "png24", "PNG32": "png32",
@@ -133,17 +142,44 @@ def _num(obj: Mapping, key: str, path: str, default: float, minimum: float = 0.0
     return int(v) if integer else float(v)
 
 
+def same_sr(a: SpatialRef, b: SpatialRef) -> bool:
+    """The same spatial reference (102100 and 3857 are one)."""
+    return a == b or (a.is_web_mercator and b.is_web_mercator)
+
+
+def geographic_lods(sr: SpatialRef, levels: int = DEFAULT_LEVELS, dpi: float = 96.0
+                    ) -> tuple[Lod, ...]:
+    """The standard geographic levels: 0.703125° / 2^z per pixel, scales at ``dpi`` from the
+    SR's metres per degree, as ``lods`` given without ``scale`` get them (and as Esri's
+    WGS 1984 scheme lists them: 0.3515625° is 1:147748796.53)."""
+    k = sr.meters_per_unit * dpi * INCHES_PER_METER
+    return tuple(Lod(z, GEO_RESOLUTION0 / 2 ** z, GEO_RESOLUTION0 / 2 ** z * k)
+                 for z in range(levels))
+
+
 def parse_tiling(obj: Any, path: str = "tiling",
-                 coverage: tuple[float, float, float, float] | None = None) -> TilingScheme:
-    """Validate a ``tiling`` object. Missing fields take the standard Web Mercator values; a
-    scheme in another SR must give its ``origin`` and ``lods``."""
+                 coverage: tuple[float, float, float, float] | None = None,
+                 service_sr: SpatialRef | None = None) -> TilingScheme:
+    """Validate a ``tiling`` object. ``service_sr``: the service's SR, which the scheme must
+    be in (and the default SR of the scheme); missing fields take the standard values of a
+    Web Mercator or geographic scheme; a scheme in another SR must give ``origin`` and
+    ``lods``."""
     if not isinstance(obj, Mapping):
-        raise TilingError(path, "must be an object (use {} for the standard Web Mercator scheme)")
+        raise TilingError(path, "must be an object (use {} for the standard scheme of the "
+                          "service's spatial reference)")
     try:
-        sr = parse_sr(obj.get("spatialReference") or {"wkid": 102100})
+        given = obj.get("spatialReference")
+        sr = parse_sr(given) if given else service_sr or parse_sr({"wkid": 102100})
     except InvalidParameter as exc:
         raise TilingError(f"{path}.spatialReference", "; ".join(exc.details) or exc.message
                           ) from exc
+    if service_sr is not None and not same_sr(sr, service_sr):
+        raise TilingError(f"{path}.spatialReference",
+                          f"must be the service's spatial reference ({_sr_text(service_sr)}), "
+                          f"not {_sr_text(sr)}: ArcGIS caches are in the service's SR, and "
+                          "tile clients rely on it (make a separate service for another SR)")
+    standard = sr.is_web_mercator or sr.is_geographic and sr.meters_per_unit > 100000 \
+        and sr.latest_wkid == 4326
     rows = _num(obj, "rows", path, 256, 1, integer=True)
     cols = _num(obj, "cols", path, 256, 1, integer=True)
     if rows > 4096 or cols > 4096:
@@ -156,9 +192,10 @@ def parse_tiling(obj: Any, path: str = "tiling",
 
     origin_obj = obj.get("origin")
     if origin_obj is None:
-        if not sr.is_web_mercator:
-            raise TilingError(f"{path}.origin", "is required for a non-Web Mercator scheme")
-        origin = WM_ORIGIN
+        if not standard:
+            raise TilingError(f"{path}.origin", "is required for a scheme that is neither "
+                              "Web Mercator nor WGS 84 geographic")
+        origin = WM_ORIGIN if sr.is_web_mercator else GEO_ORIGIN
     else:
         if not isinstance(origin_obj, Mapping):
             raise TilingError(f"{path}.origin", "must be an object {\"x\": …, \"y\": …}")
@@ -169,17 +206,23 @@ def parse_tiling(obj: Any, path: str = "tiling",
 
     lods_obj = obj.get("lods")
     if lods_obj is None:
-        if not sr.is_web_mercator:
-            raise TilingError(f"{path}.lods", "is required for a non-Web Mercator scheme")
+        if not standard:
+            raise TilingError(f"{path}.lods", "is required for a scheme that is neither "
+                              "Web Mercator nor WGS 84 geographic")
         levels = _num(obj, "levels", path, DEFAULT_LEVELS, 1, integer=True)
         if levels > MAX_LEVELS:
             raise TilingError(f"{path}.levels", f"must be at most {MAX_LEVELS}")
-        lods = web_mercator_lods(levels, dpi)
+        lods = web_mercator_lods(levels, dpi) if sr.is_web_mercator \
+            else geographic_lods(sr, levels, dpi)
     else:
         lods = _parse_lods(lods_obj, f"{path}.lods", sr, dpi)
     return TilingScheme(sr=sr, origin=origin, lods=lods, rows=rows, cols=cols, dpi=dpi,
                         format_name=fmt.upper(), compression_quality=quality,
                         coverage=coverage)
+
+
+def _sr_text(sr: SpatialRef) -> str:
+    return f"wkid {sr.latest_wkid or sr.wkid}" if (sr.latest_wkid or sr.wkid) else "a WKT SR"
 
 
 def _parse_lods(value: Any, path: str, sr: SpatialRef, dpi: float) -> tuple[Lod, ...]:

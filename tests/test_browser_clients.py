@@ -87,7 +87,8 @@ def test_esri_leaflet_dynamic_map_layer_draws_world_and_identifies_on_click(
 
 
 def test_esri_leaflet_tiled_map_layer_draws_world_tiles(app_url, browser_pages, page):
-    url = f"{app_url}/arcgis/rest/services/World/MapServer"
+    # esri-leaflet maps cache levels only for a Web Mercator service: the WorldMercator cache
+    url = f"{app_url}/arcgis/rest/services/WorldMercator/MapServer"
     tiles: list[str] = []
     page.on("request", lambda r: tiles.append(r.url) if "/tile/" in r.url else None)
     layer = f"L.esri.tiledMapLayer({{url: {json.dumps(url)}}})"

@@ -20,7 +20,9 @@ from pyproj import Transformer
 
 SIZE = 512
 WORLD = "/arcgis/rest/services/World/MapServer"
-OLINDA = "/arcgis/rest/services/Samples/Olinda/MapServer"
+# the Web Mercator caches (World and Samples/Olinda are in their own SRs: 4326 and UTM)
+WORLD_TILES = "/arcgis/rest/services/WorldMercator/MapServer"
+OLINDA = "/arcgis/rest/services/Samples/OlindaMercator/MapServer"
 # World's classBreaks colours on pop_est at deep interior points (as tests/test_tiles.py)
 PLACES = {"China": ((90.0, 33.0), (189, 0, 38)), "Russia": ((100.0, 62.0), (240, 59, 32)),
           "Greenland": ((-42.0, 74.0), (255, 255, 178)),
@@ -129,13 +131,13 @@ def test_openlayers_image_wms_draws_world(app_url, browser_pages, page, version,
 
 def test_openlayers_wmts_from_capabilities_draws_world(app_url, browser_pages, page):
     html = WMTS.format(
-        size=SIZE, caps=json.dumps(f"{app_url}{WORLD}/WMTS/1.0.0/WMTSCapabilities.xml"),
-        layer=json.dumps("World"), matrix_set=json.dumps("GoogleMapsCompatible"),
+        size=SIZE, caps=json.dumps(f"{app_url}{WORLD_TILES}/WMTS/1.0.0/WMTSCapabilities.xml"),
+        layer=json.dumps("WorldMercator"), matrix_set=json.dumps("GoogleMapsCompatible"),
         center=json.dumps([0, 0]), zoom=1)
     pixels, extent, requests = load(page, browser_pages, "wmts-world.html", html, "/WMTS/tile/")
-    assert page.evaluate("window.capsLayers") == ["World"]
+    assert page.evaluate("window.capsLayers") == ["WorldMercator"]
     assert page.evaluate("window.requestEncoding") == "REST"
-    assert requests and all("/WMTS/tile/1.0.0/World/default/GoogleMapsCompatible/1/" in u
+    assert requests and all("/WMTS/tile/1.0.0/WorldMercator/default/GoogleMapsCompatible/1/" in u
                             for u in requests), requests
     for name, ((lon, lat), colour) in PLACES.items():
         got = pixel(pixels, extent, *TO_3857.transform(lon, lat))
@@ -147,11 +149,11 @@ def test_openlayers_wmts_draws_olinda_where_the_export_does(app_url, browser_pag
                                                              client):
     html = WMTS.format(
         size=SIZE, caps=json.dumps(f"{app_url}{OLINDA}/WMTS/1.0.0/WMTSCapabilities.xml"),
-        layer=json.dumps("Samples_Olinda"), matrix_set=json.dumps("default028mm"),
+        layer=json.dumps("Samples_OlindaMercator"), matrix_set=json.dumps("default028mm"),
         center=json.dumps(list(TO_3857.transform(-34.874, -7.995))), zoom=13)
     pixels, extent, requests = load(page, browser_pages, "wmts-olinda.html", html,
                                     "/WMTS/tile/")
-    assert all("/Samples_Olinda/default/default028mm/13/" in u for u in requests), requests
+    assert all("/Samples_OlindaMercator/default/default028mm/13/" in u for u in requests), requests
     # the service's own export of the same Web Mercator view, pixel for pixel
     bbox = ",".join(repr(v) for v in extent)
     export = client.get(f"{OLINDA}/export?bbox={bbox}&bboxSR=3857&imageSR=3857"

@@ -113,7 +113,7 @@ def test_map_export_tile_set_skip_empty_and_viewer(env):
         grid = export_tile_grid(world, z, x, y)
         # tiles are cut from metatiles as /tile cuts them (maps/metatiles.py): the
         # reference is the Web Mercator World service's tile (the same map, the same blocks)
-        ref = client.get(f"/arcgis/rest/services/World/MapServer/tile/{z}/{y}/{x}")
+        ref = client.get(f"/arcgis/rest/services/WorldMercator/MapServer/tile/{z}/{y}/{x}")
         got = rgba((root / t).read_bytes())
         # the clip keeps only pixels whose centre is inside the rectangle
         from mapserver.jobs.imagery import clip_mask

@@ -237,7 +237,7 @@ def test_dask_cluster_pyramid_equals_tiles_and_is_published_as_tile_cache(tmp_pa
         app, svc = make_app(tmp_path, dask_scheduler=cluster.scheduler_address)
         try:
             client = app.test_client()
-            body = {"expression": load("World"), "description": "dasktiles",
+            body = {"expression": load("WorldMercator"), "description": "dasktiles",
                     "publishTileCache": True, "tileOptions": {"startZoom": 0, "endZoom": 1},
                     "tileExportOptions": gcs("tiles", "dask", "PNG")}
             op = wait_done(client, client.post("/v1/projects/p/map:export", json=body)
@@ -246,12 +246,13 @@ def test_dask_cluster_pyramid_equals_tiles_and_is_published_as_tile_cache(tmp_pa
             root = tmp_path / "buckets" / "tiles" / "dask"
             tiles = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
             assert tiles == ["0/0/0", "1/0/0", "1/0/1", "1/1/0", "1/1/1", "index.html"]
-            world = app.extensions["mapserver"].catalog.service("World")
+            world = app.extensions["mapserver"].catalog.service("WorldMercator")
             for t in tiles[:-1]:
                 z, x, y = map(int, t.split("/"))
                 exported = (root / t).read_bytes()
                 assert (rgba(exported) == rgba(render_tile(world, z, y, x))).all(), t
-                cached = client.get(f"/arcgis/rest/services/World/MapServer/tile/{z}/{y}/{x}")
+                cached = client.get(
+                    f"/arcgis/rest/services/WorldMercator/MapServer/tile/{z}/{y}/{x}")
                 assert cached.data == exported  # /tile serves the published pyramid
         finally:
             svc.close()

@@ -19,6 +19,7 @@ import rasterio
 GDALINFO = shutil.which("gdalinfo")
 GDAL_TRANSLATE = shutil.which("gdal_translate")
 WORLD = "/arcgis/rest/services/World/MapServer"
+WORLD_TILES = "/arcgis/rest/services/WorldMercator/MapServer"
 ENV = {**os.environ, "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
        "GDAL_HTTP_TIMEOUT": "30", "CPL_DEBUG": "OFF", "GDAL_DEFAULT_WMS_CACHE_PATH": ""}
 WMS_XML = """<GDAL_WMS>
@@ -107,7 +108,8 @@ def test_gdal_translate_of_a_wms_getmap_url(app_url, tmp_path):
 
 
 def test_gdal_wmts_driver_reads_the_tiles(app_url, tmp_path):
-    url = f"WMTS:{app_url}{WORLD}/WMTS/1.0.0/WMTSCapabilities.xml"
+    # the Web Mercator cache (World itself is a 4326 service with the geographic scheme)
+    url = f"WMTS:{app_url}{WORLD_TILES}/WMTS/1.0.0/WMTSCapabilities.xml"
     info = run(GDALINFO, url)
     assert "Size is" in info and "3857" in info
     out = tmp_path / "wmts.tif"

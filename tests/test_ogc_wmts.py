@@ -12,8 +12,9 @@ import pytest
 
 from mapserver.ogc import wmts as wmts_module
 
-WORLD = "/arcgis/rest/services/World/MapServer"
-OLINDA = "/arcgis/rest/services/Samples/Olinda/MapServer"
+# the Web Mercator caches (World and Samples/Olinda are in their own SRs, 4326 and UTM)
+WORLD = "/arcgis/rest/services/WorldMercator/MapServer"
+OLINDA = "/arcgis/rest/services/Samples/OlindaMercator/MapServer"
 GAPMINDER = "/arcgis/rest/services/Gapminder/MapServer"
 NS = "{http://www.opengis.net/wmts/1.0}"
 OWS = "{http://www.opengis.net/ows/1.1}"
@@ -54,8 +55,8 @@ def test_capabilities_field_by_field(client):
         assert gets[1].get(f"{XLINK}href") == f"http://localhost{WORLD}/WMTS?"
 
     layer = root.find(f"{NS}Contents/{NS}Layer")
-    assert layer.findtext(f"{OWS}Identifier") == "World"
-    assert layer.findtext(f"{OWS}Title") == "World"
+    assert layer.findtext(f"{OWS}Identifier") == "WorldMercator"
+    assert layer.findtext(f"{OWS}Title") == "World (Web Mercator)"
     box = layer.find(f"{OWS}WGS84BoundingBox")
     lower = [float(v) for v in box.findtext(f"{OWS}LowerCorner").split()]
     upper = [float(v) for v in box.findtext(f"{OWS}UpperCorner").split()]
@@ -69,7 +70,7 @@ def test_capabilities_field_by_field(client):
     res = layer.find(f"{NS}ResourceURL")
     assert res.attrib == {
         "format": "image/png", "resourceType": "tile",
-        "template": f"http://localhost{WORLD}/WMTS/tile/1.0.0/World/{{Style}}/{{TileMatrixSet}}"
+        "template": f"http://localhost{WORLD}/WMTS/tile/1.0.0/WorldMercator/{{Style}}/{{TileMatrixSet}}"
                     "/{TileMatrix}/{TileRow}/{TileCol}"}
 
     sets = {s.findtext(f"{OWS}Identifier"): s for s in root.findall(f"{NS}Contents/"
@@ -107,7 +108,7 @@ def test_capabilities_field_by_field(client):
 def test_esri_scheme_is_within_millimetres_of_web_mercator_quad(app):
     """Why the Esri cache may be advertised as GoogleMapsCompatible: every tile's bounds in
     the default028mm set (the tileInfo's numbers) lie within 2 mm of WebMercatorQuad's."""
-    service = app.extensions["mapserver"].catalog.service("World")
+    service = app.extensions["mapserver"].catalog.service("WorldMercator")
     scheme = service.tiling
     esri = wmts_module.scheme_tms(scheme)
     quad = morecantile.tms.get("WebMercatorQuad")
@@ -144,8 +145,8 @@ def test_limits_are_exactly_the_tiles_served(client):
     assert int(lim.findtext(f"{NS}MaxTileCol")) - int(lim.findtext(f"{NS}MinTileCol")) <= 1
 
 
-@pytest.mark.parametrize("path,ident,tile", [(WORLD, "World", (3, 2, 5)),
-                                             (OLINDA, "Samples_Olinda", (12, 2139, 1651))])
+@pytest.mark.parametrize("path,ident,tile", [(WORLD, "WorldMercator", (3, 2, 5)),
+                                             (OLINDA, "Samples_OlindaMercator", (12, 2139, 1651))])
 def test_a_wmts_tile_is_the_arcgis_tile(client, path, ident, tile):
     z, row, col = tile
     arcgis = client.get(f"{path}/tile/{z}/{row}/{col}")
@@ -170,8 +171,8 @@ def test_owslib_reads_the_capabilities_and_fetches_a_tile(client, app_url):
 
     w = WebMapTileService(f"{app_url}{OLINDA}/WMTS/1.0.0/WMTSCapabilities.xml")
     assert w.identification.type == "OGC WMTS" and w.identification.version == "1.0.0"
-    assert list(w.contents) == ["Samples_Olinda"]
-    layer = w.contents["Samples_Olinda"]
+    assert list(w.contents) == ["Samples_OlindaMercator"]
+    layer = w.contents["Samples_OlindaMercator"]
     assert layer.formats == ["image/png"] and set(layer.tilematrixsetlinks) == {
         "default028mm", "GoogleMapsCompatible"}
     assert layer.boundingBoxWGS84 == pytest.approx((-34.917, -8.041, -34.826, -7.950), abs=0.005)
@@ -179,7 +180,7 @@ def test_owslib_reads_the_capabilities_and_fetches_a_tile(client, app_url):
     m = w.tilematrixsets["default028mm"].tilematrix["12"]
     assert m.topleftcorner == (-ESRI_ORIGIN, ESRI_ORIGIN)
     assert m.matrixwidth == 4096
-    tile = w.gettile(layer="Samples_Olinda", tilematrixset="default028mm", tilematrix="12",
+    tile = w.gettile(layer="Samples_OlindaMercator", tilematrixset="default028mm", tilematrix="12",
                      row=2139, column=1651, format="image/png")
     assert tile.read() == client.get(f"{OLINDA}/tile/12/2139/1651").data
 
@@ -198,7 +199,7 @@ def test_owslib_reads_the_capabilities_and_fetches_a_tile(client, app_url):
 ])
 def test_gettile_errors_are_ows_exception_reports(client, query, status, code, locator):
     params = dict(p.split("=", 1) for p in (
-        "SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0&LAYER=World&STYLE=default&TILEMATRIXSET="
+        "SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0&LAYER=WorldMercator&STYLE=default&TILEMATRIXSET="
         "default028mm&TILEMATRIX=3&TILEROW=2&TILECOL=5&FORMAT=image/png").split("&"))
     key, value = query.split("=", 1)
     params[key] = value
@@ -209,15 +210,14 @@ def test_gettile_errors_are_ows_exception_reports(client, query, status, code, l
 
 def test_missing_tiles_and_uncached_services(client):
     # inside the matrix but outside World's data (north of 83.6 N): 404, as /tile answers
-    exc = ows_exception(client.get(f"{WORLD}/WMTS/tile/1.0.0/World/default/default028mm/5/0/3"),
-                        404)
+    rest = f"{WORLD}/WMTS/tile/1.0.0/WorldMercator/default/default028mm"
+    exc = ows_exception(client.get(f"{rest}/5/0/3"), 404)
     assert exc.get("exceptionCode") == "TileOutOfRange"
     assert client.get(f"{WORLD}/tile/5/0/3").status_code == 404
     # Gapminder has no tiling scheme: no WMTS
     exc = ows_exception(client.get(f"{GAPMINDER}/WMTS/1.0.0/WMTSCapabilities.xml"), 404)
     assert exc.get("exceptionCode") == "OperationNotSupported"
     ows_exception(client.get(f"{WORLD}/WMTS/2.0.0/WMTSCapabilities.xml"), 404)
-    ows_exception(client.get(f"{WORLD}/WMTS/tile/1.0.0/World/default/default028mm/3/x/5"), 400)
+    ows_exception(client.get(f"{rest}/3/x/5"), 400)
     # a tile URL with an extension (as some clients write templates) is the same tile
-    assert client.get(f"{WORLD}/WMTS/tile/1.0.0/World/default/default028mm/3/2/5.png").data == \
-        client.get(f"{WORLD}/tile/3/2/5").data
+    assert client.get(f"{rest}/3/2/5.png").data == client.get(f"{WORLD}/tile/3/2/5").data

@@ -14,8 +14,10 @@ from mapserver.settings import PROJECT_ROOT
 from mapserver.tiling import TilingError, parse_tiling
 from tests.conftest import decode
 
-WORLD = "/arcgis/rest/services/World/MapServer"
-OLINDA = "/arcgis/rest/services/Samples/Olinda/MapServer"
+# the Web Mercator caches: World itself is a 4326 service with the geographic scheme
+WORLD = "/arcgis/rest/services/WorldMercator/MapServer"
+WORLD_4326 = "/arcgis/rest/services/World/MapServer"
+OLINDA = "/arcgis/rest/services/Samples/OlindaMercator/MapServer"
 ORIGIN = 20037508.342787
 TO_3857 = Transformer.from_crs(4326, 3857, always_xy=True)
 # World's classBreaks colours on pop_est, at deep interior points
@@ -120,8 +122,8 @@ def test_tiles_carry_an_etag_answer_304_and_are_cached_on_disk(client, app, sett
     not_modified = client.get(path, headers={"If-None-Match": etag})
     assert not_modified.status_code == 304 and not_modified.data == b""
     assert not_modified.headers["ETag"] == etag
-    digest = service_digest(app.extensions["mapserver"].catalog.service("World"))
-    cached = settings.tile_cache_dir / "World" / digest / "1" / "0" / "1.png"
+    digest = service_digest(app.extensions["mapserver"].catalog.service("WorldMercator"))
+    cached = settings.tile_cache_dir / "WorldMercator" / digest / "1" / "0" / "1.png"
     assert cached.read_bytes() == first.data
     assert not list(cached.parent.glob("*.tmp"))
     # the whole level-1 metatile (2 x 2 tiles) was stored by that one render
@@ -137,8 +139,8 @@ def test_tiles_carry_an_etag_answer_304_and_are_cached_on_disk(client, app, sett
 def test_parse_tiling_validates_every_field_with_its_path():
     with pytest.raises(TilingError, match=r"^tiling.format: must be one of"):
         parse_tiling({"format": "MIXED"})
-    with pytest.raises(TilingError, match=r"^tiling.origin: is required for a non-Web"):
-        parse_tiling({"spatialReference": {"wkid": 4326}})
+    with pytest.raises(TilingError, match=r"^tiling.origin: is required for a scheme that"):
+        parse_tiling({"spatialReference": {"wkid": 31985}})
     with pytest.raises(TilingError, match=r"^tiling.lods\[1\]: levels must increase"):
         parse_tiling({"lods": [{"level": 0, "resolution": 10}, {"level": 1, "resolution": 20}]})
     with pytest.raises(TilingError, match=r"^tiling.levels: must be at most 32"):
@@ -167,3 +169,44 @@ def test_a_service_with_a_bad_tiling_object_is_rejected_naming_the_field(tmp_pat
     assert catalog.services == {}
     assert catalog.problems == (f"{tmp_path / 'Bad.json'}: tiling.lods: must be a non-empty "
                                 "list of {level, resolution}",)
+
+
+def test_world_is_a_4326_service_with_the_standard_geographic_scheme(client):
+    """ArcGIS caches are in the service's SR: World (4326) advertises the geographic scheme
+    (origin -180, 90; 0.703125 degrees per pixel at level 0, as OGC WorldCRS84Quad), and its
+    tiles are those boxes in degrees."""
+    doc = client.get(WORLD_4326 + "?f=json").get_json()
+    assert doc["spatialReference"]["wkid"] == 4326
+    ti = doc["tileInfo"]
+    assert ti["spatialReference"]["wkid"] == 4326
+    assert ti["origin"] == {"x": -180.0, "y": 90.0}
+    assert [lod["resolution"] for lod in ti["lods"][:3]] == [0.703125, 0.3515625, 0.17578125]
+    # Esri's WGS 1984 scheme: 0.3515625 degrees per pixel is 1:147748796.53 at 96 dpi
+    assert ti["lods"][1]["scale"] == pytest.approx(147748796.53, rel=1e-7)
+    # level 0 is two tiles: west and east; China (90 E, 33 N) is in the east one
+    assert client.get(f"{WORLD_4326}/tile/0/0/2").status_code == 404
+    assert client.get(f"{WORLD_4326}/tile/0/1/0").status_code == 404
+    east = decode(client.get(f"{WORLD_4326}/tile/0/0/1").data)
+    (lon, lat), colour = CHINA
+    x, y = int((lon - 0.0) / 0.703125), int((90.0 - lat) / 0.703125)
+    assert tuple(east[y, x]) == (*colour, 255)
+
+
+def test_a_tiling_scheme_in_another_sr_than_the_service_is_rejected(tmp_path):
+    doc = {"layers": [{"id": 0, "name": "Cities", "source": "world/cities.gpkg"}],
+           "spatialReference": {"wkid": 4326},
+           "tiling": {"spatialReference": {"wkid": 102100}}}
+    (tmp_path / "Mixed.json").write_text(json.dumps(doc))
+    catalog = load_catalog([tmp_path], PROJECT_ROOT / "data")
+    assert catalog.services == {}
+    assert catalog.problems == (
+        f"{tmp_path / 'Mixed.json'}: tiling.spatialReference: must be the service's spatial "
+        "reference (wkid 4326), not wkid 3857: ArcGIS caches are in the service's SR, and tile "
+        "clients rely on it (make a separate service for another SR)",)
+    # a UTM service has no standard scheme: "tiling": {} asks for origin and lods
+    doc = {"layers": [{"id": 0, "name": "Landsat", "type": "raster",
+                       "source": "olinda/L7_ETMs.tif"}], "tiling": {}}
+    (tmp_path / "Mixed.json").write_text(json.dumps(doc))
+    problems = load_catalog([tmp_path], PROJECT_ROOT / "data").problems
+    assert problems == (f"{tmp_path / 'Mixed.json'}: tiling.origin: is required for a scheme "
+                        "that is neither Web Mercator nor WGS 84 geographic",)
