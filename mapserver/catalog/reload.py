@@ -27,6 +27,7 @@ import os
 import signal
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 from flask import Flask
@@ -104,7 +105,19 @@ def _first_to_say(message: str) -> bool:
     except OSError:
         return True
     os.close(fd)
+    _forget_old_markers(folder)
     return True
+
+
+def _forget_old_markers(folder: Path, max_age: float = 86400.0) -> None:
+    """Markers older than a day go (only written when a definition changes: rare)."""
+    limit = time.time() - max_age
+    for marker in folder.iterdir():
+        try:
+            if marker.stat().st_mtime < limit:
+                marker.unlink()
+        except OSError:
+            pass
 
 
 def install(app: Flask, settings: Settings) -> Reloader:
