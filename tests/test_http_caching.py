@@ -8,7 +8,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-from pathlib import Path
 
 import pytest
 
@@ -229,5 +228,21 @@ def test_hostile_conditional_requests_then_an_ordinary_one(client):
     assert after.data == good.data
 
 
-def test_settings_fixture_writes_outputs_where_told(settings: Settings):
-    assert Path(settings.output_dir).is_dir()
+def test_an_exception_in_a_view_then_an_ordinary_request(tmp_path, settings: Settings):
+    """A view that fails unexpectedly answers the ArcGIS 500 body without validators; the
+    ordinary request after it has its ETag, Cache-Control and gzip as always."""
+    app = create_app(Settings(service_dirs=settings.service_dirs, data_dir=settings.data_dir,
+                              output_dir=tmp_path / "out", tile_cache_dir=tmp_path / "t"))
+
+    def boom() -> str:
+        raise RuntimeError("kaboom")
+
+    app.add_url_rule("/arcgis/rest/info/boom", "test_boom", boom)
+    http = app.test_client()
+    bad = http.get("/arcgis/rest/info/boom?f=json", headers={"Accept-Encoding": "gzip"})
+    assert json.loads(bad.data)["error"]["code"] == 500
+    assert "ETag" not in bad.headers and "Cache-Control" not in bad.headers
+    ok = http.get(S + "?f=json", headers={"Accept-Encoding": "gzip"})
+    assert ok.headers["Content-Encoding"] == "gzip"
+    assert ok.headers["Cache-Control"] == "public, max-age=60"
+    assert ok.headers["ETag"] == blake(gzip.decompress(ok.data))[:-1] + ':gzip"'
