@@ -251,3 +251,60 @@ def test_the_store_reconnects_after_the_server_drops_its_connection(pg_url):
         assert exc.code == 503
         first = store.get("OPC")
     assert first["id"] == "OPC"
+
+
+TALL = pixel_grid("EPSG:31985", 290000, 9120000, 10, 60, 1024)  # 16 strips of 64 rows
+
+
+def test_a_dead_hosts_operation_is_finished_by_another_host_without_its_disk(tmp_path,
+                                                                             pg_url):
+    """Host A (a ``mapserver-jobs worker`` process with its own staging folder) dies mid-export;
+    host B (another folder, the same PostgreSQL) takes the operation over once the lease
+    lapses. A's finished shards are on A's disk, so B runs them again: the file is whole."""
+    import io
+    import os
+    import signal
+
+    import numpy as np
+    import psycopg
+    import rasterio
+    from PIL import Image
+
+    app, svc = make_app(tmp_path / "host-b", db_url=pg_url, dispatch=False, lease_seconds=1.0)
+    client = app.test_client()
+    body = {"expression": load("Samples/Olinda"), "description": "move", "grid": TALL,
+            "fileExportOptions": gcs("ops", "move", geoTiffOptions={"tileSize": 64})}
+    name = client.post("/v1/projects/p/image:export", json=body).get_json()["name"]
+    op_id = name.rsplit("/", 1)[1]
+    env = dict(os.environ, MAPSERVER_JOBS_DB=pg_url,
+               MAPSERVER_JOBS_ROOT=str(tmp_path / "host-a"), MAPSERVER_JOBS_WORKERS="1",
+               MAPSERVER_JOBS_LEASE="1", MAPSERVER_JOBS_SHARD_DELAY="0.25",
+               PYTHONPATH=str(PROJECT_ROOT))
+    worker = subprocess.Popen([sys.executable, "-m", "mapserver.cli.jobs", "worker"], env=env,
+                              start_new_session=True)
+    try:
+        end = time.monotonic() + 90
+        while client.get(f"/v1/{name}").get_json()["metadata"]["stages"][0][
+                "completeWorkUnits"] < 3:
+            assert time.monotonic() < end and worker.poll() is None
+            time.sleep(0.05)
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+    assert list((tmp_path / "host-a" / ".staging" / op_id / "shards").glob("*.npz"))
+    try:
+        svc.dispatcher.start()  # host B
+        op = wait_done(client, name, timeout=120)
+        assert op["metadata"]["state"] == "SUCCEEDED" and op["metadata"]["attempt"] == 2, op
+        with psycopg.connect(pg_url) as db:
+            runs = dict(db.execute("SELECT idx, runs FROM mapserver_shards WHERE op_id=%s",
+                                   (op_id,)).fetchall())
+        assert len(runs) == 16 and min(runs.values()) >= 1
+        with rasterio.open(tmp_path / "host-b" / "buckets" / "ops" / "move.tif") as ds:
+            tif = ds.read().transpose(1, 2, 0)
+        ref = client.get("/arcgis/rest/services/Samples/Olinda/MapServer/export", query_string={
+            "bbox": "290000,9109760,290600,9120000", "size": "60,1024", "format": "png32",
+            "transparent": "true", "f": "image"})
+        assert (tif == np.asarray(Image.open(io.BytesIO(ref.data)).convert("RGBA"))).all()
+    finally:
+        svc.close()

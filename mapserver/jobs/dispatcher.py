@@ -123,6 +123,10 @@ class Dispatcher:
         payload = json.loads(op["payload"])
         kind = op["kind"]
         pending = self.store.pending_shards(op["id"])
+        if op["attempt"] > 1 and not staging.exists():
+            # taken over from another host (a shared PostgreSQL store): the finished shards'
+            # results are on that host's disk, not here, so they run again
+            pending = [(i, spec) for i, spec, _ in self.store.shard_results(op["id"])]
         self.store.mark_started(op["id"], [i for i, _ in pending])
         shards = dict(pending)
 
