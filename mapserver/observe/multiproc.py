@@ -26,6 +26,7 @@ import tempfile
 from pathlib import Path
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
+PREFIX = "mapserver-metrics-"
 log = logging.getLogger(__name__)
 _made: str | None = None  # the temporary directory prepare() made (removed on_exit)
 
@@ -42,13 +43,29 @@ def prepare() -> str | None:
     global _made
     path = os.environ.get(ENV)
     if not path:
-        path = _made = tempfile.mkdtemp(prefix="mapserver-metrics-")
+        _remove_orphans()
+        path = _made = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-")
         os.environ[ENV] = path
         # also when no server runs after all (``mapserver serve --print-config``); only in
         # this process, not in forked workers, which inherit the handler
         atexit.register(_remove_made, os.getpid())
     Path(path).mkdir(parents=True, exist_ok=True)
     return path
+
+
+def _remove_orphans() -> None:
+    """Temporary directories of servers that were killed (SIGKILL skips :func:`on_exit`):
+    named after their master's pid, removed once that process is gone."""
+    for item in Path(tempfile.gettempdir()).glob(PREFIX + "*-*"):
+        pid = item.name[len(PREFIX):].split("-", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(item, ignore_errors=True)
+        except OSError:  # alive, another user's
+            pass
 
 
 def wipe(path: str) -> None:
