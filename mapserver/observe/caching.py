@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hashlib
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from flask_compress import Compress
 
 from mapserver.observe.routes import route_of
@@ -39,7 +39,8 @@ EXPORT_ROUTES = frozenset({"export", "output", "images"})
 COMPRESSED_TYPES = ("application/json", "application/javascript", "text/javascript",
                     "text/html", "image/svg+xml", "text/xml", "application/xml",
                     "application/vnd.ogc.wms_xml", "application/vnd.ogc.gml",
-                    "application/geo+json", "text/plain", "text/css")
+                    "application/geo+json", "application/schema+json", "text/plain",
+                    "text/css")
 JSON_TYPES = ("application/json", "application/javascript")
 # zlib level 1 (nginx's default too): the 433 KB World query gzips to 183 KB in a quarter of
 # the CPU time of level 6 (166 KB); a render server's scarce resource is CPU, not bandwidth
@@ -123,13 +124,14 @@ def _caller_specific(route: str) -> bool:
     """Does this answer depend on who asked (so no shared cache may keep it)?"""
     if g.get("mapserver_secured"):
         return True
-    from mapserver.security.web import request_token, security
+    from mapserver.security.web import EXT as SECURITY
+    from mapserver.security.web import request_token
 
     if request_token() is not None:
         return True
     if route in ("catalog", "info"):
-        sec = security()
-        return bool(sec.secured_services) or sec.enabled
+        sec = current_app.extensions.get(SECURITY)
+        return sec is None or bool(sec.secured_services) or sec.enabled
     return False
 
 
