@@ -92,7 +92,7 @@ def encode_raster(rgba: np.ndarray, fmt: Format, transparent: bool, dpi: float,
                         if "transparency" in pal.info else {}))
     elif name == "jpg":
         # quality 75: the ArcGIS default compressionQuality for JPG (and what the C peer uses)
-        _flatten(rgba).save(buf, "JPEG", quality=75, dpi=dpi_info)
+        _jpeg_input(rgba).save(buf, "JPEG", quality=75, dpi=dpi_info)
     elif name == "bmp":
         _flatten(rgba).save(buf, "BMP")
     elif name == "tiff":
@@ -137,6 +137,18 @@ def _flatten(rgba: np.ndarray, bg: tuple[int, int, int] = (255, 255, 255)) -> Im
     a = rgba[..., 3:4].astype(np.float32) / 255.0
     rgb = rgba[..., :3] * a + np.array(bg, dtype=np.float32) * (1.0 - a)
     return Image.fromarray(np.clip(rgb + 0.5, 0, 255).astype(np.uint8), "RGB")
+
+
+def _jpeg_input(rgba: np.ndarray) -> Image.Image:
+    """What the JPEG encoder reads: an opaque image as RGBX, straight from the array.
+
+    Why: Pillow's libjpeg-turbo reads RGBX itself; converting to RGB first cost more than a
+    third of the encode (1024x1024: 7.5 ms -> 5.8 ms for the same bytes, bench/README.md)."""
+    rgba = np.ascontiguousarray(rgba)
+    if rgba[..., 3].min() < 255:
+        return _flatten(rgba)
+    h, w = rgba.shape[:2]
+    return Image.frombuffer("RGBX", (w, h), rgba, "raw", "RGBX", 0, 1)
 
 
 def _paletted(rgba: np.ndarray, transparent: bool) -> Image.Image:

@@ -8,6 +8,7 @@ alpha "over"; labels are placed last, on top of every layer, as ArcGIS does. Vec
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
@@ -161,18 +162,45 @@ def over(dst: np.ndarray | None, src: np.ndarray, opacity: float = 1.0) -> np.nd
     # Most pixels of a map layer are fully opaque or fully empty, and for those "over" is a
     # plain select; the float arithmetic runs only on the partly transparent (antialiased)
     # pixels. The profile of a three-layer export had this function at half of its CPU time.
+    # Every test runs on whole pixels as uint32 (alpha is the top byte on a little-endian
+    # machine): comparisons on the strided alpha bytes and a boolean-mask store into the
+    # (h, w, 4) array cost 5-10x more (the mixed Landsat view: 40 ms -> 5 ms per layer).
     src = np.ascontiguousarray(src)
     dst = np.ascontiguousarray(dst)
+    if not _LITTLE:
+        return _over_bytes(dst, src)
+    s32, d32 = src.view(np.uint32)[..., 0], dst.view(np.uint32)[..., 0]
+    opaque = s32 >= _OPAQUE
+    if opaque.all():
+        return src
+    out32 = np.where(opaque, s32, d32)
+    # nothing over nothing: transparent black, as the arithmetic gives
+    out32 = np.where(out32 >= _SOME, out32, np.uint32(0))
+    part = np.flatnonzero((s32 - _SOME) < (_OPAQUE - _SOME))  # 0 < alpha < 255 (wraps)
+    if len(part):
+        flat = out32.reshape(-1)
+        flat[part] = _over_arith(dst.reshape(-1, 4)[part],
+                                 src.reshape(-1, 4)[part]).view(np.uint32)[:, 0]
+    return out32[..., None].view(np.uint8)
+
+
+_LITTLE = sys.byteorder == "little"
+_SOME = np.uint32(0x01000000)  # alpha >= 1
+_OPAQUE = np.uint32(0xFF000000)  # alpha == 255
+
+
+def _over_bytes(dst: np.ndarray, src: np.ndarray) -> np.ndarray:
+    """``over`` on a big-endian machine (the uint32 tricks assume alpha in the top byte)."""
     sa8 = src[..., 3]
     if sa8.min() == 255:
         return src
     s32, d32 = src.view(np.uint32)[..., 0], dst.view(np.uint32)[..., 0]
     out = np.where(sa8 == 255, s32, d32)[..., None].view(np.uint8)
-    out[out[..., 3] == 0] = 0  # nothing over nothing: transparent black, as the arithmetic gives
+    out[out[..., 3] == 0] = 0
     part = np.flatnonzero((sa8 != 0) & (sa8 != 255))
     if len(part):
-        flat_out = out.reshape(-1, 4)
-        flat_out[part] = _over_arith(dst.reshape(-1, 4)[part], src.reshape(-1, 4)[part])
+        out.reshape(-1, 4)[part] = _over_arith(dst.reshape(-1, 4)[part],
+                                               src.reshape(-1, 4)[part])
     return out
 
 
@@ -258,10 +286,20 @@ def render_rgba(items: Sequence[DrawItem], grid: Grid,
         # one 32-bit store per pixel: assigning the 4-tuple broadcasts byte by byte (8 ms/MP)
         canvas.view(np.uint32)[...] = np.array(background, dtype=np.uint8).view(np.uint32)[0]
     labels: list[LabelSpec] = []
+    clean = True  # the canvas holds transparent black wherever it is empty ("over" makes it so)
     for item in items:
         limits.check_budget(f"before drawing layer {item.layer.id}")
         with layer_timer(item.layer.id):  # render time by layer (observe/timing.py)
+            if (item.layer.kind == "raster" and canvas is not None and clean
+                    and item.mask is None and item.opacity >= 1.0):
+                # an opaque raster is gathered straight onto the canvas (render/approx_warp.py)
+                rgba = render_raster(item.layer, grid, item.datum, onto=canvas)
+                if rgba is not canvas:
+                    canvas = over(canvas, rgba)
+                continue
+            first = canvas is None
             canvas = over(canvas, apply_mask(layer_rgba(item, grid), item.mask), item.opacity)
+            clean = not first or item.layer.kind != "raster"  # empty raster pixels: coloured
             if item.show_labels and item.layer.kind == "feature" and item.idx is not None:
                 labels.extend(label_specs(item.layer, item.idx, grid, item.datum, item.area))
     if labels:

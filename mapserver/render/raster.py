@@ -12,9 +12,13 @@ from mapserver.render import approx_warp
 from mapserver.sources.rasters import RasterSource
 
 
-def render_raster(layer: Layer, grid: Grid, datum: tuple = ()) -> np.ndarray:
+def render_raster(layer: Layer, grid: Grid, datum: tuple = (),
+                  onto: np.ndarray | None = None) -> np.ndarray:
     """RGBA (h, w, 4) uint8 with straight alpha; alpha 0 where there is no data. ``datum``:
-    the request's datumTransformations, used by the warp when one connects the two SRs."""
+    the request's datumTransformations, used by the warp when one connects the two SRs.
+
+    ``onto``: the canvas of the layers below (see ``approx_warp.warp_rgba``); when the layer
+    could be drawn straight onto it, ``onto`` itself (changed) is returned, already composed."""
     assert layer.raster is not None and layer.raster_style is not None
     style = layer.raster_style
     raster = layer.raster
@@ -24,7 +28,7 @@ def render_raster(layer: Layer, grid: Grid, datum: tuple = ()) -> np.ndarray:
         return colorize(data, valid, style)
     if not _same_crs_gather(raster, grid, style):
         # GDAL's approximate transform, vectorised (render/approx_warp.py); None: not here
-        rgba = approx_warp.warp_rgba(raster, grid, style, colorize)
+        rgba = approx_warp.warp_rgba(raster, grid, style, colorize, onto)
         if rgba is not None:
             return rgba
     data, valid = raster.read(grid, style.bands, style.resampling)
