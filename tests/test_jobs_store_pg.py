@@ -76,6 +76,7 @@ def _scenario(store) -> list:
     out.append(json.loads(store.get("OP3")["destination_uris"]))
     out.append(store.renew("OP2", "me", 30))
     out.append(store.renew("OP2", "someone-else", 30))
+    out.append(store.count_by_state())
     return out
 
 
@@ -87,7 +88,8 @@ def test_postgres_store_answers_as_the_sqlite_store(tmp_path, pg_url):
     assert sqlite_answers[4] == ("OP1", False)
     assert sqlite_answers[5] == [("OP1", "RUNNING", 1), ("OP3", "RUNNING", 1),
                                  ("OP0", "RUNNING", 1), ("OP2", "RUNNING", 1)]
-    assert sqlite_answers[-2:] == ["CANCELLING", None]
+    assert sqlite_answers[-3:] == ["CANCELLING", None, {"RUNNING": 1, "CANCELLING": 1,
+                                                       "SUCCEEDED": 1}]
 
 
 CLAIMER = """

@@ -131,6 +131,12 @@ class Store:
             [project, *args, limit, offset]).fetchall()
         return [dict(r) for r in rows]
 
+    def count_by_state(self) -> dict[str, int]:
+        """Operations by state (for /metrics), deleted ones left out."""
+        rows = self.conn().execute("SELECT state, count(*) AS n FROM operations WHERE "
+                                   "deleted=0 GROUP BY state").fetchall()
+        return {r["state"]: int(r["n"]) for r in rows}
+
     def claim(self, owner: str, lease: float) -> dict | None:
         """Atomically take the best PENDING op, or a RUNNING/CANCELLING one whose lease lapsed."""
         now = time.time()

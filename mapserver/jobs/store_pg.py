@@ -212,6 +212,13 @@ class PgStore:
             [project, *args, limit, offset]).fetchall()
         return [dict(r) for r in rows]
 
+    @guarded
+    def count_by_state(self) -> dict[str, int]:
+        """Operations by state (for /metrics), deleted ones left out."""
+        rows = self.conn().execute(f"SELECT state, count(*) AS n FROM {OPS} WHERE deleted=0 "
+                                   "GROUP BY state").fetchall()
+        return {r["state"]: int(r["n"]) for r in rows}
+
     def claim(self, owner: str, lease: float) -> dict | None:
         """Atomically take the best PENDING op, or a RUNNING/CANCELLING one whose lease lapsed;
         rows another dispatcher is claiming right now are skipped, not waited for."""
