@@ -1,0 +1,152 @@
+"""``mapserver/warmup.py`` (issue 13): what the gunicorn master prepares before fork.
+
+Each check runs in a fresh interpreter (the settings are process-wide): GDAL's block cache is
+capped (128 MB, or the environment's GDAL_CACHEMAX), freed big arrays are reused without page
+faults, the heap is frozen for the GC in a gunicorn master only, the polygon tables are projected
+for the fast drawing route; and a real gunicorn (preloaded master, forked workers) serves the
+same export bytes as the app in process.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mapserver.settings import PROJECT_ROOT
+from mapserver.warmup import gdal_cache_bytes
+from tests.serve_support import free_port, get, server_env, start, stop, wait_healthy
+
+MB = 1024 * 1024
+
+
+def run_py(code: str, **env: str) -> dict:
+    """Run ``code`` in a fresh interpreter (the repository's services); its last stdout line
+    is JSON."""
+    base = server_env(Path("/nonexistent"))
+    base.pop("GDAL_CACHEMAX", None)
+    base.update(env)
+    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=base,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+APP = """
+import json, gc
+from mapserver.settings import PROJECT_ROOT, Settings
+from mapserver.app import create_app
+import tempfile
+tmp = tempfile.mkdtemp()
+app = create_app(Settings(service_dirs=(PROJECT_ROOT / "services",),
+                          data_dir=PROJECT_ROOT / "data", output_dir=tmp, tile_cache_dir=tmp))
+"""
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("64", 64 * MB), ("99999", 99999 * MB), ("200000000", 200000000), ("64MB", 64 * MB),
+    ("1GB", 1024 * MB), (" 32 ", 32 * MB), ("5%", None), ("lots", None)])
+def test_gdal_cachemax_is_read_as_gdal_reads_it(value: str, expected: int | None) -> None:
+    assert gdal_cache_bytes(value) == expected
+
+
+def test_gdal_block_cache_is_capped_by_default_and_by_the_environment() -> None:
+    code = APP + """
+from rasterio.env import get_gdal_config
+import os
+print(json.dumps({"cache": get_gdal_config("GDAL_CACHEMAX"), "env": os.environ["GDAL_CACHEMAX"]}))
+"""
+    assert run_py(code) == {"cache": 128 * MB, "env": "128"}
+    assert run_py(code, GDAL_CACHEMAX="32")["cache"] == 32 * MB
+
+
+def test_freed_big_arrays_are_reused_without_page_faults() -> None:
+    """An export's allocation pattern (1024² RGBA layers, a float plane, a copy, a 2048²
+    canvas; freed in another order), repeated: after warm-up the memory is reused (no page
+    faults at all), where glibc's defaults give it back and fault thousands of pages in again
+    every time."""
+    code = """
+import json, resource
+import numpy as np
+if WARM:
+    from mapserver.warmup import keep_malloc_arenas
+    keep_malloc_arenas()
+def export_like():
+    a = np.empty((1024, 1024, 4), np.uint8); a[:] = 1
+    b = np.empty((1024, 1024, 4), np.uint8); b[:] = 2
+    c = np.empty((1024, 1024), np.float32); c[:] = 3
+    d = a.copy(); e = np.empty(300000, np.uint8); e[:] = 1
+    del a, c
+    f = np.empty((2048, 2048, 4), np.uint8); f[:] = 1
+    return b, d, e, f
+export_like()
+f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(10):
+    export_like()
+print(json.dumps({"faults": (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / 10}))
+"""
+    plain = run_py(code.replace("WARM", "False"))["faults"]
+    warm = run_py(code.replace("WARM", "True"))["faults"]
+    assert plain > 1000
+    assert warm < 50
+
+
+def test_heap_frozen_in_a_gunicorn_master_only() -> None:
+    code = APP + """
+print(json.dumps({"frozen": gc.get_freeze_count()}))
+"""
+    assert run_py(code)["frozen"] == 0
+    master = "import gunicorn.arbiter\n" + code
+    assert run_py(master)["frozen"] > 10000
+    assert run_py(master, MAPSERVER_GC_FREEZE="off")["frozen"] == 0
+
+
+def test_polygon_tables_are_projected_before_the_first_request() -> None:
+    code = APP + """
+from mapserver.geo.project import projected_rings
+from mapserver.geo.sr import from_wkid
+service = app.extensions["mapserver"].catalog.service("World")
+out = {}
+for layer in service.layers:
+    t = layer.table
+    if t is not None and t.geometry_type == "esriGeometryPolygon":
+        for wkid in (4326, 3857, 102100):
+            # without build=True: only what warm() already built is returned
+            r = projected_rings(t.geometry, t.sr, from_wkid(wkid), True)
+            out[f"{layer.id}:{wkid}"] = None if r is None else len(r.start) - 1 == t.n
+print(json.dumps(out))
+"""
+    out = run_py(code)
+    assert out and all(v is True for v in out.values()), out
+
+
+def test_gunicorn_serves_the_same_bytes_as_the_app_in_process(tmp_path: Path, client) -> None:
+    """Preloaded master (warm-up, frozen heap, projected tables), forked workers: the export
+    of a polygon layer in 4326 and 3857 is the in-process app's, byte for byte, first request
+    and later ones."""
+    port = free_port()
+    env = server_env(tmp_path, MAPSERVER_BIND=f"127.0.0.1:{port}", MAPSERVER_WORKERS="1",
+                     MAPSERVER_SERVICES=str(PROJECT_ROOT / "services"),
+                     MAPSERVER_DATA=str(PROJECT_ROOT / "data"), MAPSERVER_JOBS_API="off")
+    (tmp_path / "output").mkdir()
+    (tmp_path / "tiles").mkdir()
+    log = tmp_path / "gunicorn.log"
+    proc = start([sys.executable, "-m", "gunicorn", "-c", str(PROJECT_ROOT / "gunicorn.conf.py"),
+                  "--chdir", str(PROJECT_ROOT), "wsgi:app"], PROJECT_ROOT, env, log)
+    try:
+        wait_healthy(port, proc, log)
+        for q in ("bbox=-180,-90,180,90&size=400,200",
+                  "bbox=-20037508,-20037508,20037508,20037508&bboxSR=3857&imageSR=3857"
+                  "&size=300,300"):
+            target = (f"/arcgis/rest/services/World/MapServer/export?{q}&f=image"
+                      "&format=png32&transparent=true")
+            expected = client.get(target).data
+            for _ in range(3):
+                status, headers, body = get(port, target)
+                assert status == 200 and headers["content-type"] == "image/png"
+                assert body == expected
+    finally:
+        stop(proc)
