@@ -85,7 +85,10 @@ def test_default_is_the_configured_services_folders(capsys, monkeypatch):
     monkeypatch.delenv("MAPSERVER_SERVICES", raising=False)
     monkeypatch.delenv("MAPSERVER_DATA", raising=False)
     status, out, _err = _run(capsys)
-    assert (status, out) == (0, ["ok: 4 definition(s) valid (4 service(s), 10 layer(s))"])
+    catalog = load_catalog([PROJECT_ROOT / "services"], PROJECT_ROOT / "data")
+    layers = sum(len(s.layers) for s in catalog.services.values())
+    assert (status, out) == (0, [f"ok: {len(SAMPLES)} definition(s) valid ({len(SAMPLES)} "
+                                 f"service(s), {layers} layer(s))"])
 
 
 @pytest.mark.parametrize("name", list(BROKEN))
