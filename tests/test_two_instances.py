@@ -14,6 +14,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -108,6 +109,19 @@ def test_an_href_made_by_one_instance_is_served_by_the_other(instances):
     assert json.loads(request(b, "GET", bogus)[2])["error"]["code"] == 400
 
 
+def tile_counts(port: int) -> dict[str, float]:
+    """World's tile cache hits and misses from an instance's ``/metrics``."""
+    status, _, text = request(port, "GET", "/metrics")
+    assert status == 200
+    counts = {"hit": 0.0, "miss": 0.0}
+    for line in text.decode().splitlines():
+        m = re.match(r'mapserver_tile_cache_requests_total\{(.*)\} (\S+)$', line)
+        if m and 'service="World"' in m.group(1):
+            result = re.search(r'result="(\w+)"', m.group(1)).group(1)
+            counts[result] += float(m.group(2))
+    return counts
+
+
 def test_a_tile_rendered_by_one_instance_is_a_cache_hit_on_the_other(instances):
     a, b, endpoint, _ = instances
     client = s3(endpoint)
@@ -116,9 +130,12 @@ def test_a_tile_rendered_by_one_instance_is_a_cache_hit_on_the_other(instances):
     objects = client.list_objects_v2(Bucket="tiles")["Contents"]
     key = next(o["Key"] for o in objects if o["Key"].endswith("/3/2/4.png"))
     assert client.get_object(Bucket="tiles", Key=key)["Body"].read() == first
+    before = tile_counts(b)
     status, _, second = request(b, "GET", TILE)
     assert status == 200 and second == first
     assert client.list_objects_v2(Bucket="tiles")["Contents"] == objects  # B wrote nothing
+    after = tile_counts(b)  # B's /metrics: one more hit, no miss
+    assert (after["hit"] - before["hit"], after["miss"] - before["miss"]) == (1, 0)
     # B really reads the bucket: put other bytes (a neighbouring tile) under that key
     neighbour = request(b, "GET", TILE[:-1] + "5")[2]
     assert neighbour != first
