@@ -5,6 +5,7 @@ live (gunicorn with two preloaded workers, a client requesting all the while).""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -275,14 +276,17 @@ def _until(what: str, check, seconds: float = 60.0, times: int = 8) -> None:
     pytest.fail(f"not seen within {seconds} s: {what}")
 
 
-def test_live_gunicorn_reloads_without_dropping_a_request(tmp_path):
+@contextlib.contextmanager
+def _gunicorn(tmp_path: Path, reload: str):
+    """gunicorn as deployed (gunicorn.conf.py: preload_app, gthread), 2 workers, on a services
+    folder holding A (red); yields (root, port, master pid); stopped (its session) after."""
     root = tmp_path / "services"
     root.mkdir()
     _points(root)
     _write(root / "A.json", _definition(RED))
     port = _free_port()
     env = {**os.environ, "MAPSERVER_SERVICES": str(root), "MAPSERVER_DATA": str(root),
-           "MAPSERVER_RELOAD": "0.5", "MAPSERVER_JOBS_API": "off", "MAPSERVER_WORKERS": "2",
+           "MAPSERVER_RELOAD": reload, "MAPSERVER_JOBS_API": "off", "MAPSERVER_WORKERS": "2",
            "MAPSERVER_THREADS": "4", "MAPSERVER_BIND": f"127.0.0.1:{port}",
            "MAPSERVER_OUTPUT": str(tmp_path / "out"),
            "MAPSERVER_TILE_CACHE": str(tmp_path / "tiles")}
@@ -291,40 +295,14 @@ def test_live_gunicorn_reloads_without_dropping_a_request(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py",
                              "--pid", str(pidfile), "wsgi:app"], cwd=PROJECT_ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    client = None
     try:
         _wait_for_port(port, proc, tmp_path / "gunicorn.log")
         _until("the server answers", lambda: _live_pixel(port, "A") == tuple(RED), 120)
         master = int(pidfile.read_text())
         assert master == proc.pid
-        client = Client(port)
-        client.start()
-
-        _write(root / "B.json", _definition(BLUE))  # add
-        _until("B is served", lambda: _live_pixel(port, "B") == tuple(BLUE))
-
-        _write(root / "A.json", _definition(GREEN))  # change a renderer
-        _until("A is green", lambda: _live_pixel(port, "A") == tuple(GREEN))
-
-        _write(root / "A.json", _definition(BLUE, defaultVisiblity=True))  # break it
-        _until("the directory shows the problem", lambda: "defaultVisiblity" in _get(
-            port, "/arcgis/rest/services")[2].decode())
-        for _ in range(10):
-            assert _live_pixel(port, "A") == tuple(GREEN)  # the old version keeps serving
-
-        (root / "B.json").unlink()  # remove
-        _until("B is gone", lambda: json.loads(_get(
-            port, "/arcgis/rest/services/B/MapServer?f=json")[2]).get("error", {}).get(
-                "code") == 404)
-
-        client.stop.set()
-        client.join(timeout=60)
-        assert client.failures == []
-        assert client.count > 20
+        yield root, port, master
         assert proc.poll() is None and int(pidfile.read_text()) == master  # same master
     finally:
-        if client is not None:
-            client.stop.set()
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
             try:
@@ -333,9 +311,63 @@ def test_live_gunicorn_reloads_without_dropping_a_request(tmp_path):
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
         log.close()
+
+
+def test_live_gunicorn_reloads_without_dropping_a_request(tmp_path):
+    client = None
+    try:
+        with _gunicorn(tmp_path, "0.5") as (root, port, _master):
+            client = Client(port)
+            client.start()
+
+            _write(root / "B.json", _definition(BLUE))  # add
+            _until("B is served", lambda: _live_pixel(port, "B") == tuple(BLUE))
+
+            _write(root / "A.json", _definition(GREEN))  # change a renderer
+            _until("A is green", lambda: _live_pixel(port, "A") == tuple(GREEN))
+
+            _write(root / "A.json", _definition(BLUE, defaultVisiblity=True))  # break it
+            _until("the directory shows the problem", lambda: "defaultVisiblity" in _get(
+                port, "/arcgis/rest/services")[2].decode())
+            for _ in range(10):
+                assert _live_pixel(port, "A") == tuple(GREEN)  # the old version serves
+
+            (root / "B.json").unlink()  # remove
+            _until("B is gone", lambda: json.loads(_get(
+                port, "/arcgis/rest/services/B/MapServer?f=json")[2]).get("error", {}).get(
+                    "code") == 404)
+
+            client.stop.set()
+            client.join(timeout=60)
+            assert client.failures == []
+            assert client.count > 20
+    finally:
+        if client is not None:
+            client.stop.set()
     # the broken file was reported once, although two workers found it
     lines = (tmp_path / "gunicorn.log").read_text().splitlines()
     assert len([ln for ln in lines if "A.json: layers[0].defaultVisiblity" in ln]) == 1, lines
+
+
+def test_live_sighup_to_the_master_reloads_with_interval_zero(tmp_path):
+    """MAPSERVER_RELOAD=0: nothing by time; ``kill -HUP <master>`` starts new workers from
+    the preloaded app, which read the changed file before their first request."""
+    client = None
+    try:
+        with _gunicorn(tmp_path, "0") as (root, port, master):
+            client = Client(port)
+            client.start()
+            _write(root / "A.json", _definition(BLUE))
+            for _ in range(20):
+                assert _live_pixel(port, "A") == tuple(RED)  # not without the signal
+            os.kill(master, signal.SIGHUP)
+            _until("A is blue after SIGHUP", lambda: _live_pixel(port, "A") == tuple(BLUE))
+            client.stop.set()
+            client.join(timeout=60)
+            assert client.failures == []
+    finally:
+        if client is not None:
+            client.stop.set()
 
 
 def test_a_rejected_file_is_logged_once_at_start(tmp_path, caplog):
