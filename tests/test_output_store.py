@@ -128,6 +128,7 @@ def test_s3_href_made_by_one_app_is_served_by_another_with_the_same_bytes(tmp_pa
     for bad in ("_ags_map" + "0" * 32 + ".png", "..%2F..%2Fetc%2Fpasswd", "conftest.py"):
         assert host_b.get(OUTPUTS + bad).get_json() == {"error": {
             "code": 400, "message": "Invalid URL", "details": ["Invalid URL"]}}
+    assert host_b.get(meta["href"]).data == stored  # and the real one still answers
 
 
 def test_s3_sweep_deletes_only_our_expired_objects_once_per_interval(s3_endpoint):
