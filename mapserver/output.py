@@ -11,6 +11,7 @@ that serves the href is often not the one that rendered it.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 import uuid
@@ -65,9 +66,9 @@ class OutputStore:
         if not force and now - self._last_sweep < self.sweep_interval:
             return 0
         self._last_sweep = now
-        removed = 0
         if self.directory is not None:
-            removed += self._sweep_temp(now)
+            return self._sweep_folder(now)
+        removed = 0
         try:
             entries = list(self.store.keys())
         except StoreUnavailable as exc:  # the write that triggered the sweep succeeded
@@ -83,14 +84,21 @@ class OutputStore:
             removed += 1
         return removed
 
-    def _sweep_temp(self, now: float) -> int:
-        """Temp files a killed writer left behind in a local folder."""
+    def _sweep_folder(self, now: float) -> int:
+        """A local folder: its own entries only (not sub-folders), our names and the temp
+        files a killed writer left behind."""
         assert self.directory is not None
         removed = 0
-        for entry in self.directory.glob("*.tmp"):
+        try:
+            entries = list(os.scandir(self.directory))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            if not (NAME_RE.match(entry.name) or entry.name.endswith(".tmp")):
+                continue
             try:
                 if now - entry.stat().st_mtime > self.max_age:
-                    entry.unlink()
+                    os.unlink(entry.path)
                     removed += 1
             except FileNotFoundError:
                 continue
