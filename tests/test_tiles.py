@@ -210,3 +210,55 @@ def test_a_tiling_scheme_in_another_sr_than_the_service_is_rejected(tmp_path):
     problems = load_catalog([tmp_path], PROJECT_ROOT / "data").problems
     assert problems == (f"{tmp_path / 'Mixed.json'}: tiling.origin: is required for a scheme "
                         "that is neither Web Mercator nor WGS 84 geographic",)
+
+
+def test_blank_tiles_blanktile_false_and_the_tilemap_agree(client):
+    """Level 3 of the Web Mercator World: inside the extent but with nothing drawn (open
+    ocean) is a transparent image with ``blank-tile: true``, a 404 with ``blankTile=false``;
+    outside the extent (north of 83.6 N at level 5) is a 404 either way; the tilemap says 1
+    exactly where ``blankTile=false`` answers an image."""
+    z = 3
+    tilemap = client.get(f"{WORLD}/tilemap/{z}/0/0/8/8")
+    assert tilemap.status_code == 200 and tilemap.mimetype == "application/json"
+    body = tilemap.get_json()
+    assert body["adjusted"] is False
+    assert body["location"] == {"left": 0, "top": 0, "width": 8, "height": 8}
+    blank = 0
+    for i, flag in enumerate(body["data"]):
+        row, col = divmod(i, 8)
+        default = client.get(f"{WORLD}/tile/{z}/{row}/{col}")
+        strict = client.get(f"{WORLD}/tile/{z}/{row}/{col}?blankTile=false")
+        assert flag == (1 if strict.status_code == 200 else 0), (row, col)
+        assert default.status_code == 200 and default.mimetype == "image/png"
+        if flag:
+            assert strict.data == default.data and "blank-tile" not in default.headers
+            assert decode(default.data)[..., 3].any()
+        else:
+            blank += 1
+            assert strict.status_code == 404 and strict.get_json()["error"]["details"] == [
+                f"Tile {z}/{row}/{col} has no data (blankTile=false)"]
+            assert default.headers["blank-tile"] == "true"
+            assert not decode(default.data)[..., 3].any()
+    assert 0 < blank < 64 and sum(body["data"]) == 64 - blank
+    # outside the extent: 404 with or without blankTile, and 0 in the tilemap
+    assert client.get(f"{WORLD}/tile/5/0/3").status_code == 404
+    assert client.get(f"{WORLD}/tile/5/0/3?blankTile=true").status_code == 404
+    top = client.get(f"{WORLD}/tilemap/5/0/0/32/2").get_json()
+    assert top["data"][:32] == [0] * 32 and 1 in top["data"][32:]
+
+
+def test_hostile_tilemaps_then_an_ordinary_one(client):
+    huge = client.get(f"{WORLD}/tilemap/19/0/0/999999999/999999999")
+    assert huge.status_code == 200
+    body = huge.get_json()
+    assert body["adjusted"] is True and body["location"]["width"] == 64
+    assert body["data"] == [0] * 64 * 64  # level 19's top-left corner is north of 83.6 N
+    for path in ("tilemap/3/0/0/8", "tilemap/3/0/0/x/8", "tilemap/3/-1/0/8/8"):
+        resp = client.get(f"{WORLD}/{path}?f=json")
+        assert resp.status_code == 200 and resp.get_json()["error"]["code"] == 400, path
+    assert client.get(f"{WORLD}/tilemap/25/0/0/2/2").get_json()["data"] == [0, 0, 0, 0]
+    gap = client.get("/arcgis/rest/services/Gapminder/MapServer/tilemap/0/0/0/1/1")
+    assert gap.status_code == 404
+    assert client.get(f"{WORLD}/tilemap/0/0/0/1/1").get_json() == {
+        "adjusted": False, "location": {"left": 0, "top": 0, "width": 1, "height": 1},
+        "data": [1]}

@@ -34,7 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--levels", required=True, metavar="LEVELS",
                    help="levels: 0-4, 3 or 0,2,5-6")
     p.add_argument("--bbox", metavar="XMIN,YMIN,XMAX,YMAX[,WKID]",
-                   help="only tiles inside this box (default wkid 4326)")
+                   help="only tiles inside this box (default wkid 4326); write --bbox=-10,35,30,60 "
+                   "when it starts with a minus sign")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="render processes (default 1)")
     p.add_argument("--max-metatiles", type=int, default=None, metavar="N",
