@@ -87,18 +87,26 @@ def reason(exc: Exception) -> str:
 
 
 def guarded(fn: F) -> F:
-    """Connection failures become :class:`StoreUnreachable` (and the connection is dropped)."""
+    """Connection failures become :class:`StoreUnreachable` (and the connection is dropped).
+    A failure on a connection this thread had kept (the server restarted, a firewall dropped
+    it while idle) is retried once on a new connection: a transaction that did not commit was
+    rolled back by the server, so running it again is safe."""
     @wraps(fn)
     def wrapper(self: PgStore, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(self, *args, **kwargs)
-        except StoreUnreachable:
-            raise
-        except Exception as exc:
-            if not _down(exc):
+        for attempt in (1, 2):
+            kept = getattr(self._local, "conn", None) is not None
+            try:
+                return fn(self, *args, **kwargs)
+            except StoreUnreachable:
                 raise
-            self._drop()
-            raise StoreUnreachable(f"operation store: {reason(exc)}") from exc
+            except Exception as exc:
+                if not _down(exc):
+                    raise
+                self._drop()
+                if attempt == 1 and kept:
+                    continue
+                raise StoreUnreachable(f"operation store: {reason(exc)}") from exc
+        raise AssertionError("unreachable")
     return wrapper  # type: ignore[return-value]
 
 
@@ -221,23 +229,25 @@ class PgStore:
 
     def claim(self, owner: str, lease: float) -> dict | None:
         """Atomically take the best PENDING op, or a RUNNING/CANCELLING one whose lease lapsed;
-        rows another dispatcher is claiming right now are skipped, not waited for."""
+        rows another dispatcher is claiming right now are skipped, not waited for. None also
+        while the database does not answer (nothing to do until it is back)."""
         try:
-            with self.tx() as db:
-                r = db.execute(
-                    f"UPDATE {OPS} SET state=CASE WHEN state='CANCELLING' THEN state ELSE "
-                    f"'RUNNING' END, owner=%s, lease_until={NOW} + %s, attempt=attempt+1, "
-                    f"update_time={NOW}, start_time=COALESCE(start_time, {NOW}) "
-                    f"WHERE id = (SELECT id FROM {OPS} WHERE deleted>=0 AND (state='PENDING' OR "
-                    f"(state IN ('RUNNING','CANCELLING') AND lease_until < {NOW})) "
-                    "ORDER BY priority DESC, create_time, id LIMIT 1 FOR UPDATE SKIP LOCKED) "
-                    "RETURNING *", (owner, lease)).fetchone()
-        except Exception as exc:
-            if not (_down(exc) or isinstance(exc, StoreUnreachable)):
-                raise
-            self._drop()
+            return self._claim(owner, lease)
+        except StoreUnreachable as exc:
             self._warn(exc)
-            return None  # nothing to do until the database is back
+            return None
+
+    @guarded
+    def _claim(self, owner: str, lease: float) -> dict | None:
+        with self.tx() as db:
+            r = db.execute(
+                f"UPDATE {OPS} SET state=CASE WHEN state='CANCELLING' THEN state ELSE "
+                f"'RUNNING' END, owner=%s, lease_until={NOW} + %s, attempt=attempt+1, "
+                f"update_time={NOW}, start_time=COALESCE(start_time, {NOW}) "
+                f"WHERE id = (SELECT id FROM {OPS} WHERE deleted>=0 AND (state='PENDING' OR "
+                f"(state IN ('RUNNING','CANCELLING') AND lease_until < {NOW})) "
+                "ORDER BY priority DESC, create_time, id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+                "RETURNING *", (owner, lease)).fetchone()
         return dict(r) if r else None
 
     def renew(self, op_id: str, owner: str, lease: float) -> str | None:
@@ -245,18 +255,17 @@ class PgStore:
         the database does not answer: the dispatcher then walks away and the operation is
         taken over once its lease lapses)."""
         try:
-            with self.tx() as db:
-                r = db.execute(f"UPDATE {OPS} SET lease_until={NOW} + %s WHERE id=%s AND "
-                               "owner=%s RETURNING state", (lease, op_id, owner)).fetchone()
-                if r is None:
-                    return None
-        except Exception as exc:
-            if not (_down(exc) or isinstance(exc, StoreUnreachable)):
-                raise
-            self._drop()
+            return self._renew(op_id, owner, lease)
+        except StoreUnreachable as exc:
             self._warn(exc)
             return None
-        return r["state"]
+
+    @guarded
+    def _renew(self, op_id: str, owner: str, lease: float) -> str | None:
+        with self.tx() as db:
+            r = db.execute(f"UPDATE {OPS} SET lease_until={NOW} + %s WHERE id=%s AND "
+                           "owner=%s RETURNING state", (lease, op_id, owner)).fetchone()
+        return r["state"] if r else None
 
     @guarded
     def update(self, op_id: str, **fields: object) -> None:
