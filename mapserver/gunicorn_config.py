@@ -51,9 +51,10 @@ max_requests_jitter = 200
 limit_request_field_size = 16384
 # a file, or "-" for stdout; unset: no access log
 accesslog = os.environ.get("MAPSERVER_ACCESSLOG") or None
-# combined log format with the path only (query strings carry tokens), plus the duration in ms
-# and the request id (observe/access.py), which ties a line to the app's JSON log lines
-access_log_format = ('%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(f)s" "%(a)s" '
+# combined log format plus the duration in ms and the request id (observe/access.py), which
+# ties a line to the app's JSON log lines. The request line holds the query string, tokens
+# included: keep this file private (the app's access line drops them)
+access_log_format = ('%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" '
                      '%(M)sms %({x-request-id}o)s')
 # behind nginx (deploy/nginx/mapserver.conf) on the same host: trust its X-Forwarded-* headers
 # (the app itself applies them when MAPSERVER_PROXIES is set)
