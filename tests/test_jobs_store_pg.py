@@ -193,6 +193,8 @@ def test_jobs_api_on_postgres_submits_runs_lists_and_replays(tmp_path, pg_url):
     (lambda: f"postgresql://mapserver:mapserver@127.0.0.1:{free_port()}/mapserver_test",
      "the database server does not answer"),
     (lambda: _with_password("wrong-secret"), "password authentication failed"),
+    (lambda: "postgresql://mapserver:wrong-secret@[::1/mapserver_test",
+     "MAPSERVER_JOBS_DB is not a valid postgresql:// URL"),
 ])
 def test_a_database_that_is_down_is_a_503_not_a_500_and_maps_still_draw(tmp_path, url, reason):
     from tests.shared_state_helpers import postgres_url

@@ -143,10 +143,17 @@ class PgStore:
                 c = psycopg.connect(self.url, autocommit=True, row_factory=dict_row,
                                     connect_timeout=self.connect_timeout,
                                     application_name="mapserver-jobs")
+            except psycopg.ProgrammingError as exc:  # its message may quote the URL: not shown
+                raise StoreUnreachable("operation store: MAPSERVER_JOBS_DB is not a valid "
+                                       "postgresql:// URL") from exc
+            except psycopg.Error as exc:
+                raise StoreUnreachable(f"operation store: {reason(exc)}") from exc
+            try:
                 if self._schema_pid != os.getpid():  # once per process, whoever connects
                     self._create_schema(c)
                     self._schema_pid = os.getpid()
             except psycopg.Error as exc:
+                c.close()
                 raise StoreUnreachable(f"operation store: {reason(exc)}") from exc
             self._local.conn, self._local.pid = c, os.getpid()
         return c

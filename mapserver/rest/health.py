@@ -54,7 +54,10 @@ def _pg_problem(url: str) -> str | None:
 
     store = _pg_stores.get(url)
     if store is None:
-        store = _pg_stores[url] = PgStore(url)
+        try:
+            store = _pg_stores[url] = PgStore(url)
+        except RuntimeError as exc:  # psycopg is not installed
+            return f"operation store: {exc}"
     return store.problem()  # type: ignore[attr-defined]
 
 
