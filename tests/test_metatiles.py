@@ -168,3 +168,27 @@ def test_a_changed_definition_serves_new_tiles_at_once_old_ones_stay_on_disk(tmp
     files = sorted(p.relative_to(cache) for p in cache.rglob("*.png"))
     assert set(old_files) < set(files)
     assert len({p.parts[1] for p in files}) == 2  # World/<digest>/...: two digests
+
+
+def test_concurrent_requests_for_one_metatile_agree_and_leave_whole_files(tmp_path):
+    """Eight threads ask for the 16 tiles of one metatile at once (a map client's burst): the
+    answers equal those of a fresh sequential render, and the cache holds whole files only."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    folder = services_copy(tmp_path, "World")
+    urls = [f"{ROOT}/World/MapServer/tile/{LEVEL}/{r}/{c}"
+            for r in range(ROW0, ROW0 + N) for c in range(COL0, COL0 + N)]
+    app = make_app(tmp_path, folder, tmp_path / "burst")
+
+    def fetch(url: str) -> bytes:
+        resp = app.test_client().get(url)
+        assert resp.status_code == 200
+        return resp.data
+
+    with ThreadPoolExecutor(8) as pool:
+        burst = list(pool.map(fetch, urls * 2))
+    calm = make_app(tmp_path, folder, tmp_path / "calm").test_client()
+    expected = [calm.get(u).data for u in urls]
+    assert burst == expected * 2
+    files = list((tmp_path / "burst").rglob("*"))
+    assert sorted(p.suffix for p in files if p.is_file()) == [".png"] * N * N

@@ -251,8 +251,8 @@ def test_hostile_tilemaps_then_an_ordinary_one(client):
     huge = client.get(f"{WORLD}/tilemap/19/0/0/999999999/999999999")
     assert huge.status_code == 200
     body = huge.get_json()
-    assert body["adjusted"] is True and body["location"]["width"] == 64
-    assert body["data"] == [0] * 64 * 64  # level 19's top-left corner is north of 83.6 N
+    assert body["adjusted"] is True and body["location"]["width"] == 32
+    assert body["data"] == [0] * 32 * 32  # level 19's top-left corner is north of 83.6 N
     for path in ("tilemap/3/0/0/8", "tilemap/3/0/0/x/8", "tilemap/3/-1/0/8/8"):
         resp = client.get(f"{WORLD}/{path}?f=json")
         assert resp.status_code == 200 and resp.get_json()["error"]["code"] == 400, path

@@ -41,7 +41,9 @@ from mapserver.tiling import TilingScheme
 __all__ = ["Tile", "TileCache", "TileNotFound", "get_tile", "render_tile", "tile_key",
            "tilemap"]
 
-TILEMAP_MAX = 64  # tiles per side of one tilemap answer (the ArcGIS JS SDK asks for 32)
+# tiles per side of one tilemap answer (the ArcGIS JS SDK asks for 32 x 32): each unknown tile
+# is rendered (by metatiles, into the cache), within the request's time budget
+TILEMAP_MAX = 32
 
 
 class TileNotFound(NotFound):
