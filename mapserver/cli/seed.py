@@ -50,20 +50,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=run_truncate)
 
 
-def _load(args: argparse.Namespace):  # noqa: ANN202 - (settings, service) or None
-    from mapserver.catalog.loader import load_catalog
+def _load(args: argparse.Namespace):  # noqa: ANN202 - (settings, service, cache, data) or None
+    """Load only the named service's definition (the server's own loader), not the catalog:
+    seeding one service should not wait for every other service's data."""
+    from mapserver.catalog import definitions
+    from mapserver.catalog.loader import load_service
+    from mapserver.errors import ServiceDefinitionError
     from mapserver.settings import Settings
 
     settings = Settings.from_env()
     dirs = [Path(d) for d in args.services] if args.services else list(settings.service_dirs)
     data = Path(args.data) if args.data else settings.data_dir
-    catalog = load_catalog(dirs, data)
-    service = catalog.service(args.service)
-    if service is None:
-        for problem in catalog.problems:
-            print(problem, file=sys.stderr)
+    found, _problems = definitions.scan(dirs)
+    match = [f for f in found if f.name == args.service]  # the first file of a name wins
+    if not match:
+        names = sorted({f.name for f in found})
         print(f"mapserver: no service {args.service!r} (services: "
-              f"{', '.join(sorted(catalog.services)) or 'none'})", file=sys.stderr)
+              f"{', '.join(names) or 'none'})", file=sys.stderr)
+        return None
+    try:
+        service = load_service(match[0].path, match[0].name, data)
+    except ServiceDefinitionError as exc:
+        print(f"mapserver: {exc}", file=sys.stderr)
         return None
     if service.tiling is None:
         print(f"mapserver: service {service.name!r} has no tiling scheme", file=sys.stderr)
