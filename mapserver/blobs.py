@@ -212,8 +212,10 @@ class S3Blobs:
             yield obj["Key"][len(self.prefix):], obj["LastModified"].timestamp()
 
     def problem(self) -> str | None:
+        """One HEAD of the bucket, with a 2 s timeout and no retry: a health probe answers
+        before the balancer gives up on it."""
         try:
-            self.client.head_bucket(Bucket=self.bucket)
+            _s3_client(self.endpoint, probe=True).head_bucket(Bucket=self.bucket)
         except Exception as exc:  # noqa: BLE001
             return f"object store {self.location}: {_reason(exc)}"
         return None
@@ -255,14 +257,14 @@ def _reason(exc: Exception) -> str:
     return name
 
 
-_clients: dict[tuple[int, str | None], object] = {}
+_clients: dict[tuple[int, str | None, bool], object] = {}
 _clients_lock = threading.Lock()
 
 
-def _s3_client(endpoint: str | None):  # noqa: ANN202
+def _s3_client(endpoint: str | None, probe: bool = False):  # noqa: ANN202
     """One client per process and endpoint: creating one costs tens of milliseconds, and a
     client (thread-safe) must not cross a fork (its connection pool would be shared)."""
-    key = (os.getpid(), endpoint)
+    key = (os.getpid(), endpoint, probe)
     client = _clients.get(key)
     if client is None:
         with _clients_lock:
@@ -274,7 +276,9 @@ def _s3_client(endpoint: str | None):  # noqa: ANN202
                 except ImportError as exc:
                     raise StoreUnavailable(
                         "s3:// locations need boto3: pip install 'mapserver[s3]'") from exc
-                config = Config(connect_timeout=3, read_timeout=20,
+                config = Config(connect_timeout=2, read_timeout=2,
+                                retries={"max_attempts": 1, "mode": "standard"}) if probe \
+                    else Config(connect_timeout=3, read_timeout=20,
                                 retries={"max_attempts": 2, "mode": "standard"},
                                 max_pool_connections=32)
                 # region: boto3's own chain (AWS_DEFAULT_REGION, the profile); S3 needs none
