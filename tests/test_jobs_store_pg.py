@@ -98,6 +98,7 @@ from pathlib import Path
 from mapserver.jobs.store_pg import PgStore
 store = PgStore(sys.argv[1])
 go = Path(sys.argv[3])
+(go.parent / f"ready-{sys.argv[2]}").touch()  # connected
 while not go.exists():
     time.sleep(0.001)
 got = []
@@ -117,8 +118,11 @@ def test_two_processes_never_claim_the_same_operation(tmp_path, pg_url):
     procs = [subprocess.Popen([sys.executable, "-c", CLAIMER, pg_url, name, str(go)],
                               cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)
              for name in ("A", "B")]
-    time.sleep(1.0)  # both connected and waiting (a missed start only makes the test weaker)
-    go.touch()
+    end = time.monotonic() + 60
+    while not all((tmp_path / f"ready-{n}").exists() for n in ("A", "B")):
+        assert time.monotonic() < end and all(p.poll() is None for p in procs)
+        time.sleep(0.01)
+    go.touch()  # both connected: they start claiming together
     got = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
     assert all(p.returncode == 0 for p in procs)
     a, b = set(got[0]), set(got[1])
