@@ -137,11 +137,11 @@ def test_two_processes_never_claim_the_same_operation(tmp_path, pg_url):
 def test_a_lapsed_lease_is_taken_over_and_the_old_owner_walks_away(pg_url):
     a, b = PgStore(pg_url), PgStore(pg_url)  # two hosts: two connections
     a.insert(row("OPL"), [{"s": 0}, {"s": 1}])
-    first = a.claim("host-a", 1.0)
+    first = a.claim("host-a", 3.0)
     assert (first["id"], first["attempt"], first["owner"]) == ("OPL", 1, "host-a")
-    assert b.claim("host-b", 1.0) is None  # the lease holds
+    assert b.claim("host-b", 3.0) is None  # the lease holds
     a.shard_done("OPL", 0, {"cpu": 0.25})
-    time.sleep(1.3)  # host A died: no renewal
+    time.sleep(3.3)  # host A died: no renewal
     taken = b.claim("host-b", 30.0)
     assert (taken["id"], taken["attempt"], taken["owner"], taken["state"]) == \
         ("OPL", 2, "host-b", "RUNNING")
