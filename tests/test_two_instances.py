@@ -68,7 +68,7 @@ def instances(tmp_path_factory):
         specific = {"a": {"MAPSERVER_JOBS_DISPATCH": "0"},
                     # B's shards sleep, so an operation stays RUNNING long enough to queue
                     # (and cancel) another one behind it
-                    "b": {"MAPSERVER_JOBS_DISPATCH": "1", "MAPSERVER_JOBS_SHARD_DELAY": "3"}}
+                    "b": {"MAPSERVER_JOBS_DISPATCH": "1", "MAPSERVER_JOBS_SHARD_DELAY": "5"}}
         procs, ports, logs = {}, {}, {}
         try:
             for name, extra in specific.items():
