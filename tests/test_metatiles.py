@@ -192,3 +192,50 @@ def test_concurrent_requests_for_one_metatile_agree_and_leave_whole_files(tmp_pa
     assert burst == expected * 2
     files = list((tmp_path / "burst").rglob("*"))
     assert sorted(p.suffix for p in files if p.is_file()) == [".png"] * N * N
+
+
+def test_metatiles_at_the_edge_of_the_extent_have_fewer_tiles(app, client):
+    """World in Web Mercator reaches 83.6 N: level 5's top row of tiles is outside the extent,
+    so the metatiles of the top are 3 tiles high (rows 1..3) and still one render."""
+    service = app.extensions["mapserver"].catalog.service("WorldMercator")
+    scheme = service.tiling
+    block = block_of(scheme, 5, 2, 1)
+    assert (block.row0, block.col0, block.rows, block.cols) == (1, 0, 3, 4)
+    assert client.get(f"{ROOT}/WorldMercator/MapServer/tile/5/0/1").status_code == 404
+    m = map_of(service)
+    metatile = draw_block(scheme, block, lambda grid: draw_map(m, grid, None))
+    assert metatile.shape == (3 * 256, 4 * 256, 4)
+    rows = [np.concatenate([decode(client.get(f"{ROOT}/WorldMercator/MapServer/tile/5/{r}/{c}")
+                                   .data) for c in range(4)], axis=1) for r in range(1, 4)]
+    np.testing.assert_array_equal(np.concatenate(rows, axis=0), metatile)
+    # level 0 and 1 are smaller than a metatile: one tile, two by two
+    assert block_of(scheme, 0, 0, 0).rows == 1 and block_of(scheme, 1, 1, 1).cols == 2
+
+
+@pytest.mark.parametrize("fmt,mime,mode", [("JPEG", "image/jpeg", "RGB"),
+                                           ("PNG8", "image/png", "P")])
+def test_jpeg_and_png8_tiles_are_encoded_tile_by_tile(tmp_path, fmt, mime, mode):
+    import io
+
+    from PIL import Image
+
+    def edit(doc: dict) -> None:
+        doc["tiling"] = {"format": fmt}
+
+    folder = services_copy(tmp_path, "World", edit)
+    client = make_app(tmp_path, folder, tmp_path / "tiles").test_client()
+    land = client.get(f"{ROOT}/World/MapServer/tile/{LEVEL}/{ROW0}/{COL0 + 1}")  # China
+    assert land.status_code == 200 and land.mimetype == mime
+    img = Image.open(io.BytesIO(land.data))
+    assert img.mode == mode and img.size == (256, 256)
+    # open ocean (level 4, lon 157.5..168.75 W, lat 0..11.25 S) is a blank tile: white for
+    # JPEG (no alpha), transparent for PNG8, and a 404 with blankTile=false
+    url = f"{ROOT}/World/MapServer/tile/{LEVEL}/8/1"
+    ocean = client.get(url)
+    assert ocean.status_code == 200 and ocean.headers["blank-tile"] == "true"
+    rgba = np.asarray(Image.open(io.BytesIO(ocean.data)).convert("RGBA"))
+    if fmt == "JPEG":
+        assert (rgba == 255).all()
+    else:
+        assert not rgba[..., 3].any()
+    assert client.get(url + "?blankTile=false").status_code == 404
