@@ -205,7 +205,9 @@ class Peer:
         self.run = WORK / "run" / "peer-load"
         self.env = dict(os.environ, PEER_PORT=str(port), PEER_RUN=str(self.run),
                         PEER_MODE="wsgi", PEER_WORKERS="2")
-        subprocess.run([str(WORK / "peer" / "start.sh")], env=self.env, check=True)
+        # from the bench's folder: gunicorn reads ./gunicorn.conf.py of its working directory,
+        # and ours (the repository root's) is not the peer's
+        subprocess.run([str(WORK / "peer" / "start.sh")], env=self.env, check=True, cwd=WORK)
         self.base = f"http://127.0.0.1:{port}"
         end = time.time() + 60
         while time.time() < end:
@@ -231,7 +233,7 @@ class Peer:
         return out
 
     def stop(self) -> None:
-        subprocess.run([str(WORK / "peer" / "stop.sh")], env=self.env, check=False)
+        subprocess.run([str(WORK / "peer" / "stop.sh")], env=self.env, check=False, cwd=WORK)
 
 
 # --- wrk -----------------------------------------------------------------------------------
@@ -328,6 +330,7 @@ def cmd_rss(a: argparse.Namespace) -> None:
         t0 = time.time()
         samples += [(0.0, p, rss_mb(p)) for p in workers]
         threads = max(1, min(a.conns, 2))
+        cpu0 = cpu_seconds(server.pids)
         wrk_proc = subprocess.Popen(
             ["wrk", f"-t{threads}", f"-c{a.conns}", f"-d{int(a.minutes * 60)}s", "--timeout",
              "60s", "-s", str(script), server.base], stdout=subprocess.PIPE, text=True,
@@ -342,6 +345,7 @@ def cmd_rss(a: argparse.Namespace) -> None:
             samples += [(now, p, rss_mb(p)) for p in workers]
             print(f"{now:6.0f} s  " + "  ".join(f"{p}: {rss_mb(p):.0f} MB" for p in workers),
                   flush=True)
+        cpu = cpu_seconds(server.pids) - cpu0
         out = wrk_proc.stdout.read() if wrk_proc.stdout else ""
         m = re.search(r"^JSON (\{.*\})$", out, re.M)
         summary = json.loads(m.group(1)) if m else {}
@@ -358,7 +362,8 @@ def cmd_rss(a: argparse.Namespace) -> None:
     warm_s = a.warmup * 60 if a.warmup is not None else min(60.0, a.minutes * 60 / 5)
     print(f"\nwrk: {summary.get('requests', '?')} requests in {summary.get('seconds', 0):.0f} s"
           f", p50 {summary.get('p50', float('nan')):.1f} ms, p99 "
-          f"{summary.get('p99', float('nan')):.1f} ms, non-2xx {summary.get('non2xx', '?')}")
+          f"{summary.get('p99', float('nan')):.1f} ms, non-2xx {summary.get('non2xx', '?')}, "
+          f"{cpu * 1000 / max(summary.get('requests', 0), 1):.1f} CPU ms per request")
     print(f"RSS per worker after {warm_s:.0f} s of warm-up (TSV: {tsv}):")
     ok = True
     for p in sorted({p for _, p, _ in samples}):

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import shapely
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import PathCollection
 from matplotlib.markers import MarkerStyle
 from matplotlib.path import Path
 
@@ -240,6 +241,38 @@ def test_marker_collection_equals_scatter_with_visual_variables() -> None:
     a, b = render_markers(ours, pix), render_markers(scatter, pix)
     assert a[..., 3].any()
     assert np.array_equal(a, b)
+
+
+def test_scratch_figures_are_shared_by_threads_but_never_by_two_passes() -> None:
+    """The kept figures are one pool per process: a figure is out of the pool while a pass
+    uses it (a nested pass of the same size gets another), another thread reuses a kept one,
+    and a pass that failed does not put its figure back."""
+    import threading
+
+    from mapserver.render.compose import clear_scratch, scratch_axes
+
+    clear_scratch()
+    grid = Grid.from_bbox((0, 0, 10, 10), 32, 32, WGS84)
+    with scratch_axes(grid) as (outer, render_outer):
+        with scratch_axes(grid) as (inner, _render):
+            assert inner is not outer
+            inner.add_collection(PathCollection([Path([(0, 0), (30, 30)])]), autolim=False)
+        assert not render_outer()[..., 3].any()  # the other pass's drawing is not here
+    got: list = []
+
+    def other_thread() -> None:
+        with scratch_axes(grid) as (ax, render):
+            got.append((ax, render()[..., 3].any()))
+
+    t = threading.Thread(target=other_thread)
+    t.start()
+    t.join()
+    assert got[0][0] in (outer, inner) and not got[0][1]
+    with pytest.raises(RuntimeError), scratch_axes(grid) as (failed, _render):
+        raise RuntimeError("a pass that fails")
+    with scratch_axes(grid) as (after, _render):
+        assert after is not failed
+    clear_scratch()
 
 
 @pytest.mark.parametrize("query", [

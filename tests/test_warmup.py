@@ -1,7 +1,7 @@
 """``mapserver/warmup.py`` (issue 13): what the gunicorn master prepares before fork.
 
 Each check runs in a fresh interpreter (the settings are process-wide): GDAL's block cache is
-capped (128 MB, or the environment's GDAL_CACHEMAX), freed big arrays are reused without page
+capped (64 MB, or the environment's GDAL_CACHEMAX), freed big arrays are reused without page
 faults, the heap is frozen for the GC in a gunicorn master only, the polygon tables are projected
 for the fast drawing route; and a real gunicorn (preloaded master, forked workers) serves the
 same export bytes as the app in process.
@@ -59,7 +59,7 @@ from rasterio.env import get_gdal_config
 import os
 print(json.dumps({"cache": get_gdal_config("GDAL_CACHEMAX"), "env": os.environ["GDAL_CACHEMAX"]}))
 """
-    assert run_py(code) == {"cache": 128 * MB, "env": "128"}
+    assert run_py(code) == {"cache": 64 * MB, "env": "64"}
     assert run_py(code, GDAL_CACHEMAX="32")["cache"] == 32 * MB
 
 

@@ -70,14 +70,16 @@ def agg_rgba(fig: Figure, grid: Grid) -> np.ndarray:
     return buf
 
 
-# Per-thread figures kept between requests, keyed by (width, height, dpi). Building a Figure with
-# its Axes and an Agg renderer costs ~15 ms, more than drawing a world of country polygons; a kept
+# Figures kept between requests, one pool per process, keyed by (width, height, dpi). Building a
+# Figure with its Axes and an Agg renderer costs ~15 ms, more than drawing a world of country
+# polygons; a kept
 # figure is cleared of its artists after each pass and redrawn for the next request. Bounded:
 # a few sizes, each at most SCRATCH_MAX_PIXELS (its Agg buffer stays allocated).
 # Isolation: a kept figure goes back into the cache only after a pass that ended normally and
 # left it empty; a pass that raised (Agg overflow, a timeout, anything) throws the figure away,
 # so no state of a failed request reaches the next one.
-_scratch = threading.local()
+_scratch_lock = threading.Lock()
+_scratch: OrderedDict = OrderedDict()  # (width, height, dpi) -> (axes, canvas) not in use
 SCRATCH_SIZES = 4
 SCRATCH_MAX_PIXELS = 2048 * 2048
 
@@ -86,22 +88,20 @@ SCRATCH_MAX_PIXELS = 2048 * 2048
 def scratch_axes(grid: Grid) -> Iterator[tuple[Axes, Callable[[], np.ndarray]]]:
     """Empty pixel-space axes for ``grid`` and a function that renders them to RGBA (a copy).
 
-    Everything drawn on the axes is removed on exit, so the figure can serve the next pass."""
+    Everything drawn on the axes is removed on exit, so the figure can serve the next pass.
+    The kept figures are shared by the process's threads (issue 13: per thread, a gthread
+    worker's 4 threads each built and kept their own, 4x the memory and the ~15 ms build);
+    a figure is taken out of the pool while in use, so two passes never share one."""
     if grid.width * grid.height > SCRATCH_MAX_PIXELS:
         fig, ax = new_axes(grid)
         yield ax, lambda: agg_rgba(fig, grid)
         return
-    cache: OrderedDict | None = getattr(_scratch, "figures", None)
-    if cache is None:
-        cache = _scratch.figures = OrderedDict()
     key = (grid.width, grid.height, grid.dpi)
-    entry = cache.pop(key, None)
+    with _scratch_lock:
+        entry = _scratch.pop(key, None)
     if entry is None:
         fig, ax = new_axes(grid)
         entry = (ax, FigureCanvasAgg(fig))
-    cache[key] = entry
-    while len(cache) > SCRATCH_SIZES:
-        cache.popitem(last=False)
     ax, canvas = entry
 
     def render() -> np.ndarray:
@@ -121,13 +121,17 @@ def scratch_axes(grid: Grid) -> Iterator[tuple[Axes, Callable[[], np.ndarray]]]:
             ok = ok and not (ax.collections or ax.lines or ax.patches or ax.texts or ax.images)
         except Exception:  # noqa: BLE001 - a figure we cannot clean is simply not kept
             ok = False
-        if not ok and cache.get(key) is entry:
-            del cache[key]
+        if ok:
+            with _scratch_lock:
+                _scratch[key] = entry
+                while len(_scratch) > SCRATCH_SIZES:
+                    _scratch.popitem(last=False)
 
 
 def clear_scratch() -> None:
-    """Drop this thread's kept figures (tests; after a failed request nothing else is kept)."""
-    _scratch.figures = OrderedDict()
+    """Drop the kept figures (tests; after a failed request nothing else is kept)."""
+    with _scratch_lock:
+        _scratch.clear()
 
 
 def _fit(buf: np.ndarray, grid: Grid) -> np.ndarray:
