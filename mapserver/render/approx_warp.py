@@ -355,39 +355,41 @@ def _exact_rows(to_src: Transform, y0: int, h: int, cols: np.ndarray
 
     Why: the exact transformation of 3 to 5 points per row was a third of the warp's CPU
     time. Along a column the positions are smooth functions of the row, so they are
-    transformed exactly on every ``ROW_STEP``-th row and interpolated (cubic, 4 nearest exact
-    rows) in between; the interpolation is checked against exact points halfway between exact
-    rows (every 4th gap) and, when it is off by more than ``ROW_INTERPOLATION_ERROR`` (1e-7 px:
-    GDAL's picks cannot tell), every row is transformed exactly."""
-    rows = np.arange(y0, y0 + h, dtype=np.int64)
+    transformed exactly on evenly spaced rows (about every ``ROW_STEP``-th, fractional rows
+    included) and interpolated (cubic, the 4 nearest exact rows) in between; the interpolation
+    is checked against exact points halfway between exact rows (every 4th gap) and, when it is
+    off by more than ``ROW_INTERPOLATION_ERROR`` (1e-7 px: GDAL's picks cannot tell), every
+    row is transformed exactly."""
+    rows = np.arange(y0, y0 + h, dtype=np.float64)
+    k = len(cols)
     if h < 8 * ROW_STEP:
-        return _exact(to_src, rows, np.broadcast_to(cols, (h, len(cols))))
-    idx = np.unique(np.r_[np.arange(0, h, ROW_STEP), h - 1])
-    probe = (idx[:-1] + np.diff(idx) // 2)[::4]
-    sample = np.concatenate([idx, probe])
-    sx, sy = _exact(to_src, rows[sample], np.broadcast_to(cols, (len(sample), len(cols))))
+        return _exact(to_src, rows, np.broadcast_to(cols, (h, k)))
+    m = -(-(h - 1) // ROW_STEP) + 1
+    step = (h - 1) / (m - 1)
+    probe = (np.arange(m - 1) + 0.5)[::4]
+    sample = np.concatenate([np.arange(m), probe]) * step + y0
+    sx, sy = _exact(to_src, sample, np.broadcast_to(cols, (len(sample), k)))
     if sx is None:
         return None, None
-    n = len(idx)
     both = np.concatenate([sx, sy], axis=1)  # (samples, 2k): x and y interpolated together
-    k = len(cols)
-    if float(np.abs(_cubic(idx, both[:n], probe) - both[n:]).max()) > ROW_INTERPOLATION_ERROR:
+    nodes = both[:m]
+    if float(np.abs(_cubic(nodes, probe) - both[m:]).max()) > ROW_INTERPOLATION_ERROR:
         return _exact(to_src, rows, np.broadcast_to(cols, (h, k)))
-    out = _cubic(idx, both[:n], np.arange(h))
+    out = _cubic(nodes, np.arange(h) / step)
     return out[:, :k], out[:, k:]
 
 
-def _cubic(nodes: np.ndarray, values: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """Lagrange interpolation through the 4 nodes around each ``t`` (``values``: (nodes, k))."""
-    first = np.clip(np.searchsorted(nodes, t, side="right") - 2, 0, len(nodes) - 4)
-    near = first[:, None] + np.arange(4)
-    p = nodes[near].astype(np.float64)  # (n, 4)
-    num = t.astype(np.float64)[:, None, None] - p[:, None, :]  # (n, 1, 4): t - p_b
-    den = p[:, :, None] - p[:, None, :]  # (n, 4, 4): p_a - p_b
-    eye = np.eye(4, dtype=bool)
-    factors = np.where(eye, 1.0, num / np.where(eye, 1.0, den))
-    weights = factors.prod(axis=2)  # (n, 4)
-    return np.einsum("na,nak->nk", weights, values[near])
+def _cubic(values: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Cubic (4-point Lagrange) interpolation of ``values`` (nodes at 0, 1, 2, ..., (m, k))
+    at the fractional node positions ``u``."""
+    first = np.clip(np.floor(u).astype(np.int64) - 1, 0, len(values) - 4)
+    v = (u - first)[:, None]  # in [0, 3]
+    w0 = -(v - 1) * (v - 2) * (v - 3) / 6
+    w1 = v * (v - 2) * (v - 3) / 2
+    w2 = -v * (v - 1) * (v - 3) / 2
+    w3 = v * (v - 1) * (v - 2) / 6
+    return (w0 * values[first] + w1 * values[first + 1] + w2 * values[first + 2]
+            + w3 * values[first + 3])
 
 
 def _exact(to_src: Transform, row: np.ndarray, col: np.ndarray
