@@ -43,7 +43,7 @@ from rasterio.windows import Window
 
 from mapserver.catalog.model import RasterStyle
 from mapserver.geo.grid import Grid
-from mapserver.geo.sr import SpatialRef, transformer
+from mapserver.geo.sr import SpatialRef, from_wkid, transformer
 from mapserver.sources.rasters import RasterSource, _open, rasterio_crs
 
 # One thread, as the exact path (``num_threads=1``): gunicorn's sync workers are the
@@ -84,7 +84,7 @@ def warp_rgba(raster: RasterSource, grid: Grid, style: RasterStyle,
     ds = _open(raster.path, level)
     if not _masks_supported(raster, ds, level):
         return None
-    if not _same_operation(raster, grid.sr):
+    if not _same_operation(raster, grid.sr) or _pole_inside(grid):
         return None
     to_src = _to_source_pixels(grid, raster.sr, ds)
     nb = max(style.bands)
@@ -549,6 +549,20 @@ def _masks_supported(raster: RasterSource, ds: rasterio.DatasetReader,
         with _flags_lock:
             _flags[key] = ok
     return ok
+
+
+_WGS84 = from_wkid(4326)
+
+
+def _pole_inside(grid: Grid) -> bool:
+    """Whether a pole lies in the view: GDAL then samples a grid of points for its source
+    windows (``aDstXYSpecialPoints``), which changes its warp chunks; not emulated."""
+    if grid.sr == _WGS84:
+        return grid.bounds[1] <= -90 or grid.bounds[3] >= 90
+    x, y = transformer(_WGS84, grid.sr).transform([0.0, 0.0], [90.0, -90.0], errcheck=False)
+    col, row = grid.to_pixels(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
+    inside = (col >= 0) & (col <= grid.width) & (row >= 0) & (row <= grid.height)
+    return bool((np.isfinite(col) & np.isfinite(row) & inside).any())
 
 
 @lru_cache(maxsize=256)
