@@ -178,6 +178,18 @@ class Ours:
     def url(self, row: tuple[str, str, str]) -> str:
         return f"{EXPORT}?{row[2]}"
 
+    def settle(self, quiet: float = 1.0, timeout: float = 60) -> None:
+        """Until the server used no CPU for ``quiet`` seconds (workers done with their
+        boot-time warm-up: a request sent earlier would wait for it and be charged its CPU)."""
+        end = time.time() + timeout
+        last = cpu_seconds(self.pids)
+        while time.time() < end:
+            time.sleep(quiet)
+            now = cpu_seconds(self.pids)
+            if now == last:
+                return
+            last = now
+
     @property
     def pids(self) -> list[int]:
         return tree(self.proc.pid)
@@ -420,6 +432,7 @@ def cmd_first(a: argparse.Namespace) -> None:
     for row in rows(a.only):
         server = Ours(1)
         try:
+            server.settle()
             pids = server.worker_pids
             path = server.url(row)
             fw, fc = timed_get(server.base, path, pids)

@@ -68,7 +68,11 @@ control_socket_disable = True
 def post_worker_init(worker) -> None:  # noqa: ANN001 - gunicorn's hook signature
     """Start the batch-export dispatcher in every worker after fork (threads and SQLite
     connections must not cross fork), so queued or interrupted exports resume at boot rather
-    than on the first jobs request. Not when the batch API is switched off."""
+    than on the first jobs request. Not when the batch API is switched off. First, the
+    worker's request threads draw a small map of each service (mapserver/warmup.py)."""
+    from mapserver.warmup import warm_worker
+
+    warm_worker(worker)
     if os.environ.get("MAPSERVER_JOBS_API", "on").strip().lower() in ("off", "0", "false",
                                                                        "no"):
         return

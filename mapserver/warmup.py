@@ -178,3 +178,84 @@ def freeze_heap() -> None:
     """Collect once, then move every surviving object to the permanent generation."""
     gc.collect()
     gc.freeze()
+
+
+def warm_worker(worker) -> None:  # noqa: ANN001 - a gunicorn worker
+    """In each gunicorn worker after fork, before it accepts requests (``post_worker_init``):
+    one small map of every service, in its SR and in Web Mercator, drawn once in each of the
+    worker's request threads. What a first request would otherwise build is per process or
+    per thread and so cannot come from the master: raster datasets (reopened after fork),
+    pyproj's and GDAL's per-thread PROJ objects (a datum-shifting transformer such as SIRGAS
+    2000 UTM to Web Mercator takes ~50 ms to build in a new thread), the 256² figure of the
+    pool. Errors are logged, never raised: warm-up only saves time. ``MAPSERVER_WARM_WORKERS=off``
+    skips it."""
+    import threading
+
+    if os.environ.get("MAPSERVER_WARM_WORKERS", "on").strip().lower() in ("off", "0", "false",
+                                                                         "no"):
+        return
+    try:
+        catalog = worker.wsgi.extensions["mapserver"].catalog
+    except (AttributeError, KeyError):
+        return
+    pool = getattr(worker, "tpool", None)
+    threads = max(1, int(getattr(worker.cfg, "threads", 1) or 1))
+    if pool is None or threads == 1:
+        _draw_services(catalog)
+        return
+    # every task waits for the others, so each runs on a thread of its own (the pool starts a
+    # new thread for a task while none is idle)
+    barrier = threading.Barrier(threads, timeout=30)
+
+    def task() -> None:
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            pass
+        _draw_services(catalog)
+
+    for future in [pool.submit(task) for _ in range(threads)]:
+        try:
+            future.result(timeout=120)
+        except Exception:  # noqa: BLE001
+            log.warning("worker warm-up failed", exc_info=True)
+
+
+WARM_SIZE = 256
+
+
+def _draw_services(catalog: Catalog) -> None:
+    from mapserver.encode.image import FORMATS
+    from mapserver.geo.grid import Grid
+    from mapserver.geo.project import project_bounds
+    from mapserver.geo.sr import from_wkid
+    from mapserver.maps.export import map_of, render_map
+    from mapserver.render.raster import render_raster
+
+    mercator = from_wkid(3857)
+    for service in catalog.services.values():
+        try:
+            m = map_of(service)
+            # the middle eighth of the full extent: every layer that shows there is read and
+            # drawn, but only a few source blocks (a whole-extent view would decode overviews)
+            x0, y0, x1, y1 = service.full_extent
+            cx, cy, dx, dy = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 16, (y1 - y0) / 16
+            for sr in dict.fromkeys((service.sr, mercator)):
+                box = project_bounds((cx - dx, cy - dy, cx + dx, cy + dy), service.sr, sr)
+                if box is None:
+                    continue
+                grid = Grid.from_bbox(box, WARM_SIZE, WARM_SIZE, sr)
+                render_map(m, grid, FORMATS["png32"], True)
+                # each raster where it has data (its dataset opened in this process, the
+                # transformations from its SR built in this thread)
+                for layer in service.layers:
+                    src = layer.raster
+                    if src is None:
+                        continue
+                    x0, y0, x1, y1 = src.bounds
+                    cx, cy, dx, dy = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 16, (y1 - y0) / 16
+                    rbox = project_bounds((cx - dx, cy - dy, cx + dx, cy + dy), src.sr, sr)
+                    if rbox is not None:
+                        render_raster(layer, Grid.from_bbox(rbox, WARM_SIZE, WARM_SIZE, sr))
+        except Exception:  # noqa: BLE001 - a service that cannot be drawn small is skipped
+            log.info("warm-up of service %s skipped", service.name, exc_info=True)

@@ -5,6 +5,9 @@ Usage (after bench/run.sh has built bench/data and bench/.work/requests.tsv):
   ln -s "$PWD/bench/data" /tmp/base/bench/data
   python bench/tools/ab_export.py --old /tmp/base --new . --rounds 12 --iter 5 [--only REGEX]
 
+``AB_GUNICORN=1`` in the environment builds each app as in a gunicorn master (gunicorn's arbiter
+imported first: ``warm()`` then freezes the start-up heap for the GC).
+
 Two worker processes (bench/tools/ab_worker.py, one per tree) answer the same request in
 turn, row by row, the order swapped every round. On a shared, noisy machine the paired ratio
 (median over rounds of new/old) is far steadier than two separate runs.

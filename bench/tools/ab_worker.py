@@ -13,6 +13,10 @@ root = Path.cwd()
 os.environ.setdefault("MAPSERVER_SERVICES", str(root / "bench" / "services"))
 os.environ.setdefault("MAPSERVER_DATA", str(root / "bench" / "data"))
 sys.path.insert(0, str(root))
+if os.environ.get("AB_GUNICORN"):
+    # as in a gunicorn master (warm() freezes the start-up heap there): the app is built with
+    # gunicorn's arbiter imported
+    import gunicorn.arbiter  # noqa: F401
 from mapserver.app import create_app  # noqa: E402
 
 client = create_app().test_client()
