@@ -63,7 +63,7 @@ def warm(catalog: Catalog) -> None:
     """Prepare this process (the gunicorn master, or any process that builds the app) for
     serving ``catalog``. Idempotent per process; never raises (a failed warm-up only costs
     the first requests some time)."""
-    for step in (cap_gdal_cache, keep_malloc_arenas, warm_matplotlib):
+    for step in (cap_gdal_cache, keep_malloc_arenas, warm_matplotlib, import_lazy_modules):
         if step.__name__ in _done:
             continue
         _done.add(step.__name__)
@@ -167,6 +167,16 @@ def warm_matplotlib() -> None:
     FigureCanvasAgg(fig).draw()
 
 
+def import_lazy_modules() -> None:
+    """Modules a first request would import: Pillow's image plugins (JPEG, GIF, BMP, PPM,
+    PNG: ``Image.preinit``) and the IDNA codec werkzeug reaches for when it builds URLs."""
+    import encodings.idna  # noqa: F401
+
+    from PIL import Image
+
+    Image.preinit()
+
+
 def in_gunicorn_master() -> bool:
     """Whether this is a gunicorn master loading the app before fork (``preload_app``)."""
     arbiter = sys.modules.get("gunicorn.arbiter")
@@ -219,6 +229,23 @@ def warm_worker(worker) -> None:  # noqa: ANN001 - a gunicorn worker
             future.result(timeout=120)
         except Exception:  # noqa: BLE001
             log.warning("worker warm-up failed", exc_info=True)
+    _keep_tile_figures()
+
+
+def _keep_tile_figures() -> None:
+    """The figure pool (render/compose.py) starts with the two tile sizes (256² and 512² at
+    96 dpi); other sizes are built by the first request that asks for them."""
+    from mapserver.geo.grid import Grid
+    from mapserver.geo.sr import from_wkid
+    from mapserver.render.compose import scratch_axes
+
+    for size in (512, WARM_SIZE):
+        try:
+            with scratch_axes(Grid.from_bbox((0, 0, 1, 1), size, size, from_wkid(4326))) as (
+                    _ax, render):
+                render()
+        except Exception:  # noqa: BLE001
+            log.info("figure %d² not kept", size, exc_info=True)
 
 
 WARM_SIZE = 256
