@@ -285,16 +285,36 @@ def test_an_opaque_raster_gathered_onto_the_canvas_is_over(landsat):
     assert np.array_equal(composed, over(canvas, alone))
 
 
-def test_over_on_uint32_pixels_is_the_byte_arithmetic():
+@pytest.mark.parametrize("coverage", [0.02, 0.1, 0.5, 0.9])  # sparse (points) to dense
+def test_over_on_uint32_pixels_is_the_byte_arithmetic(coverage):
     rng = np.random.default_rng(11)
     for _ in range(10):
         dst = rng.integers(0, 256, (37, 41, 4), dtype=np.uint8)
         src = rng.integers(0, 256, (37, 41, 4), dtype=np.uint8)
-        for a in (dst, src):
-            m = rng.random(a.shape[:2])
-            a[..., 3][m < 0.3] = 0
-            a[..., 3][m > 0.6] = 255
+        m = rng.random(dst.shape[:2])
+        dst[..., 3][m < 0.3] = 0
+        dst[..., 3][m > 0.6] = 255
+        m = rng.random(src.shape[:2])
+        src[..., 3][m > coverage] = 0
+        src[..., 3][m < coverage / 2] = 255
         assert np.array_equal(over(dst, src), _over_bytes(dst, src))
+
+
+def test_a_same_crs_raster_copied_onto_the_canvas_is_over(landsat):
+    """North-up in the raster's own SR (the exact numpy gather): the raster's rectangle is
+    copied into the canvas, the rest keeps the layers below, as "over" gives."""
+    left, bottom, right, top = landsat.bounds
+    w = right - left
+    g = Grid.from_bbox((left + 0.6 * w, bottom - 0.2 * w, left + 1.4 * w, bottom + 0.6 * w),
+                       160, 160, UTM25S)
+    layer = Layer(id=0, name="landsat", kind="raster", raster=landsat, raster_style=RGB)
+    background = (250, 240, 230, 255)
+    composed = render_rgba([DrawItem(layer=layer)], g, background=background)
+    canvas = np.empty((g.height, g.width, 4), np.uint8)
+    canvas[...] = background
+    alone = render_raster(layer, g)
+    assert (alone[..., 3] == 0).any() and (alone[..., 3] == 255).any()
+    assert np.array_equal(composed, over(canvas, alone))
 
 
 def test_jpeg_from_rgbx_is_the_same_file_as_from_rgb(landsat):

@@ -177,12 +177,20 @@ def over(dst: np.ndarray | None, src: np.ndarray, opacity: float = 1.0) -> np.nd
     opaque = s32 >= _OPAQUE
     if opaque.all():
         return src
-    out32 = np.where(opaque, s32, d32)
-    # nothing over nothing: transparent black, as the arithmetic gives
-    out32 = np.where(out32 >= _SOME, out32, np.uint32(0))
-    part = np.flatnonzero((s32 - _SOME) < (_OPAQUE - _SOME))  # 0 < alpha < 255 (wraps)
-    if len(part):
+    some = np.flatnonzero(s32 >= _SOME)
+    if len(some) * 8 < s32.size:  # a sparse layer (points, lines): touch only its pixels
+        # nothing over nothing: transparent black, as the arithmetic gives
+        out32 = np.where(d32 >= _SOME, d32, np.uint32(0))
+        flat, values = out32.reshape(-1), s32.reshape(-1)[some]
+        full = values >= _OPAQUE
+        flat[some[full]] = values[full]
+        part = some[~full]
+    else:
+        out32 = np.where(opaque, s32, d32)
+        out32 = np.where(out32 >= _SOME, out32, np.uint32(0))
         flat = out32.reshape(-1)
+        part = np.flatnonzero((s32 - _SOME) < (_OPAQUE - _SOME))  # 0 < alpha < 255 (wraps)
+    if len(part):
         flat[part] = _over_arith(dst.reshape(-1, 4)[part],
                                  src.reshape(-1, 4)[part]).view(np.uint32)[:, 0]
     return out32[..., None].view(np.uint8)

@@ -32,7 +32,36 @@ def render_raster(layer: Layer, grid: Grid, datum: tuple = (),
         if rgba is not None:
             return rgba
     data, valid = raster.read(grid, style.bands, style.resampling)
+    if onto is not None and _same_crs_gather(raster, grid, style):
+        done = _rectangle_onto(data, valid, style, onto)
+        if done is not None:
+            return done
     return colorize(data, valid, style)
+
+
+def _rectangle_onto(data: np.ndarray, valid: np.ndarray, style: RasterStyle,
+                    onto: np.ndarray) -> np.ndarray | None:
+    """The same-CRS gather covers a rectangle of the grid (the raster's extent): when its
+    coloured pixels are opaque, "over" is a copy of that rectangle into ``onto`` (the other
+    pixels keep the layers below). None when not (a colour map with alpha, say)."""
+    if onto.shape[:2] != valid.shape or not onto.flags.writeable or valid.all():
+        return None  # covering everything: the layer itself replaces the canvas ("over")
+    rows = np.flatnonzero(valid.any(axis=1))
+    if not len(rows):
+        return onto
+    cols = np.flatnonzero(valid[rows[0]:rows[-1] + 1].any(axis=0))
+    j0, j1, i0, i1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    inside = valid[j0:j1, i0:i1]
+    if not inside.all():
+        return None
+    rgba = colorize(data[:, j0:j1, i0:i1], inside, style)
+    if not (rgba.view(np.uint32) >= _OPAQUE).all():
+        return None
+    onto[j0:j1, i0:i1] = rgba
+    return onto
+
+
+_OPAQUE = np.array([0, 0, 0, 255], dtype=np.uint8).view(np.uint32)[0]  # alpha 255, any order
 
 
 def _same_crs_gather(raster: RasterSource, grid: Grid, style: RasterStyle) -> bool:
