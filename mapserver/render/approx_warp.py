@@ -53,7 +53,7 @@ cv2.setNumThreads(1)
 TOLERANCE = 0.125  # source pixels: GDAL's approximate transformer default (gdalwarp -et)
 EPS_MAX = 2.0 ** -9  # largest map offset (see ``_gather``), source pixels
 MAX_WINDOW = 16384  # source window side (remap takes < 32767; float32 keeps 1/1000 px)
-MAX_PIXELS = 4096 * 4096  # source window pixels (64 MB as RGBA): GDAL's path beyond
+MAX_PIXELS = 8 * 1024 * 1024  # source window pixels (32 MB as RGBA, + the bands read): GDAL beyond
 MAX_SEGMENTS_PER_ROW = 16  # more splits than this: a strongly curved view, GDAL's path
 
 _OPAQUE = np.uint32(0xFF000000) if sys.byteorder == "little" else np.uint32(0xFF)  # alpha 255
