@@ -121,6 +121,7 @@ def plan_map(m: MapLayers, grid: Grid, clip: np.ndarray | None = None) -> list[D
     items = []
     scale = grid.scale
     drawn: dict[int, np.ndarray] = {}
+    areas: dict[str, object] = {}  # the view's area per layer SR (layers often share one)
     for layer in reversed(m.layers):
         if layer.kind == "group" or layer.id not in m.visible or not m.in_scale(layer, scale):
             continue
@@ -131,7 +132,10 @@ def plan_map(m: MapLayers, grid: Grid, clip: np.ndarray | None = None) -> list[D
             if raster is not None:
                 items.append(DrawItem(layer=raster, opacity=opacity, mask=mask, datum=m.datum))
             continue
-        area = view_area(grid, layer.table.sr)  # once: selection and drawing share it
+        sr = layer.table.sr
+        if sr.key not in areas:  # once per SR: selection and drawing share it
+            areas[sr.key] = view_area(grid, sr)
+        area = areas[sr.key]
         idx = select_features(layer, layer_filter(m, layer, MESSAGE), area)
         drawn[layer.id] = idx
         items.append(DrawItem(layer=layer, idx=idx, opacity=opacity, mask=mask,
