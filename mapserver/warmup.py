@@ -39,6 +39,7 @@ import gc
 import logging
 import os
 import sys
+import time
 
 from mapserver.catalog.model import Catalog
 
@@ -249,6 +250,7 @@ def _keep_tile_figures() -> None:
 
 
 WARM_SIZE = 256
+WARM_SECONDS = 5.0  # per request thread, at worker boot
 
 
 def _draw_services(catalog: Catalog) -> None:
@@ -260,7 +262,10 @@ def _draw_services(catalog: Catalog) -> None:
     from mapserver.render.raster import render_raster
 
     mercator = from_wkid(3857)
+    deadline = time.monotonic() + WARM_SECONDS
     for service in catalog.services.values():
+        if time.monotonic() > deadline:  # a large catalogue: the rest warms on first use
+            break
         try:
             m = map_of(service)
             # the middle eighth of the full extent: every layer that shows there is read and
