@@ -34,6 +34,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import statistics
@@ -162,7 +163,8 @@ class Ours:
         end = time.time() + timeout
         while time.time() < end:
             if self.proc.poll() is not None:
-                raise SystemExit(f"our gunicorn exited; see {self.tmp / 'gunicorn.log'}")
+                log = (self.tmp / "gunicorn.log").read_text(errors="replace")[-3000:]
+                raise SystemExit(f"our gunicorn exited:\n{log}")
             try:
                 with urllib.request.urlopen(
                         f"{self.base}/arcgis/rest/services/bench/MapServer?f=json", timeout=5):
@@ -206,6 +208,7 @@ class Ours:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 class Peer:
