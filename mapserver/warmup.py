@@ -254,6 +254,14 @@ WARM_SECONDS = 5.0  # per request thread, at worker boot
 
 
 def _draw_services(catalog: Catalog) -> None:
+    """Warm-up draws are not requests: kept out of the render-time metrics."""
+    from mapserver.observe.timing import unrecorded
+
+    with unrecorded():
+        _draw_all(catalog)
+
+
+def _draw_all(catalog: Catalog) -> None:
     from mapserver.encode.image import FORMATS
     from mapserver.geo.grid import Grid
     from mapserver.geo.project import project_bounds

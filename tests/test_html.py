@@ -49,8 +49,9 @@ def test_service_page_shows_properties_tile_info_and_links_every_resource(client
     assert re.search(rf'<a href="{base}/export\?bbox=-180[^"]*">Export Map</a>', page)
     assert "<td>Spatial Reference:</td><td>4326</td>" in page
     assert "<td>Single Fused Map Cache:</td><td>true</td>" in page
-    assert "<tr><td>0</td><td>156543.03392800014</td><td>591657527.591555</td></tr>" in page
-    assert "Origin: X: -20037508.342787, Y: 20037508.342787" in page
+    # World is a geographic (4326) cache: Esri's 4326 scheme, 0.703125 degrees a pixel at level 0
+    assert "<tr><td>0</td><td>0.703125</td><td>295497598.5396831</td></tr>" in page
+    assert "Origin: X: -180, Y: 90" in page
     dynamic = client.get(f"{SERVICES}/Gapminder/MapServer").get_data(as_text=True)
     assert "Tile Info:" not in dynamic and "Time Extent:" in dynamic
 

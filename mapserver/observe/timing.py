@@ -16,6 +16,18 @@ from contextvars import ContextVar
 from mapserver.observe.counters import layer_rendered
 
 _service: ContextVar[str | None] = ContextVar("mapserver_render_service", default=None)
+_quiet: ContextVar[bool] = ContextVar("mapserver_render_quiet", default=False)
+
+
+@contextlib.contextmanager
+def unrecorded() -> Iterator[None]:
+    """Draws inside this block are not requests (a worker's warm-up): nothing is recorded, so
+    the metrics count only what clients asked for."""
+    token = _quiet.set(True)
+    try:
+        yield
+    finally:
+        _quiet.reset(token)
 
 
 @contextlib.contextmanager
@@ -32,7 +44,7 @@ def layer_timing(service: str) -> Iterator[None]:
 def layer_timer(layer_id: int) -> Iterator[None]:
     """Time one layer's draw (recorded also when it fails: a budget stop is time spent)."""
     service = _service.get()
-    if service is None:
+    if service is None or _quiet.get():
         yield
         return
     start = time.perf_counter()
