@@ -136,3 +136,25 @@ def test_the_geographic_world_seeds_its_own_scheme(tmp_path):
     assert sorted("/".join(p.parts[2:]) for p in pngs(cache)) == [
         "0/0/0.png", "0/0/1.png", "1/0/0.png", "1/0/1.png", "1/0/2.png", "1/0/3.png",
         "1/1/0.png", "1/1/1.png", "1/1/2.png", "1/1/3.png"]
+
+
+def test_truncate_leaves_a_folder_service_of_the_same_name_alone(tmp_path):
+    """``World``'s tiles live under ``World/<digest>/``; a service ``World/Roads`` (a folder
+    named like the service) keeps its ``World/Roads/<digest>/`` tiles when World is truncated,
+    and so do files that are not tiles of any digest."""
+    from mapserver.catalog.loader import load_catalog
+    from mapserver.maps.seeding import truncate
+    from mapserver.maps.tile_cache import TileCache
+    from mapserver.maps.tiles import tile_prefix
+
+    cache = tmp_path / "cache"
+    world = load_catalog([PROJECT_ROOT / "services"], PROJECT_ROOT / "data").service("World")
+    store = TileCache(str(cache))
+    ours = f"{tile_prefix(world)}0/0/0.png"
+    old = "World/0123456789abcdef/0/0/0.png"  # an older definition's tile: also World's
+    theirs = "World/Roads/0123456789abcdef/0/0/0.png"
+    for key in (ours, old, theirs, "World/README.txt"):
+        store.put(key, b"x")
+    assert truncate(world, cache) == 2
+    assert store.get(ours) is None and store.get(old) is None
+    assert store.get(theirs) == b"x" and store.get("World/README.txt") == b"x"

@@ -12,6 +12,7 @@ are rendered by forked processes (each puts its own tiles; puts are atomic).
 from __future__ import annotations
 
 import multiprocessing
+import re
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -23,6 +24,7 @@ from mapserver.errors import InvalidParameter
 from mapserver.geo.project import project_bounds
 from mapserver.geo.sr import parse_sr
 from mapserver.maps.metatiles import DEFAULT_BUFFER, DEFAULT_METATILE, Block, blocks_in
+from mapserver.maps.service_digest import DIGEST_CHARS
 from mapserver.maps.tile_cache import TileCache
 from mapserver.maps.tiles import store_block, tile_key, tile_prefix
 from mapserver.tiling import TilingScheme
@@ -156,12 +158,20 @@ def seed(service: Service, cache_location: str | Path, levels: Iterable[int],
     return SeedResult(len(blocks), done, skipped, tiles, time.perf_counter() - t0)
 
 
+_DIGEST = re.compile(f"[0-9a-f]{{{DIGEST_CHARS}}}")
+
+
 def truncate(service: Service, cache_location: str | Path, levels: Iterable[int] | None = None,
              s3_endpoint: str | None = None, data_dir: Path | None = None) -> int:
     """Delete cached tiles: with ``levels``, those levels of the current definition; without,
     every tile of the service under any digest (old definitions too). How many went."""
     cache = TileCache(str(cache_location), s3_endpoint)
     if levels is None:
-        return cache.truncate(f"{service.name}/")
+        # only "<service>/<digest>/…": a service "World" must not take the tiles of a
+        # service "World/Roads" in a folder of the same name with it
+        digests = {key.split("/")[len(service.name.split("/"))]
+                   for key, _ in cache.store.keys(service.name)}
+        return sum(cache.truncate(f"{service.name}/{d}/") for d in sorted(digests)
+                   if _DIGEST.fullmatch(d))
     prefix = tile_prefix(service, data_dir)
     return sum(cache.truncate(f"{prefix}{level}/") for level in levels)
