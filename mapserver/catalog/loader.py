@@ -240,8 +240,9 @@ def _workspaces(ctx: _Ctx, doc: dict, def_dir: Path, data_dir: Path) -> dict[str
 
 def _tiling(ctx: _Ctx, doc: dict, sr: SpatialRef,
             full: tuple[float, float, float, float]) -> TilingScheme | None:
-    """The optional ``tiling`` scheme (``{}`` = the standard scheme of the service's SR: Esri Web Mercator, or the geographic scheme for 4326); tiles outside the
-    full extent (projected into the scheme's SR) are 404."""
+    """The optional ``tiling`` scheme (``{}`` = the standard scheme of the service's SR: Esri
+    Web Mercator, or the geographic scheme for 4326); tiles outside the full extent (projected
+    into the scheme's SR) are 404."""
     if doc.get("tiling") is None:
         return None
     try:
