@@ -202,6 +202,8 @@ def warm_worker(worker) -> None:  # noqa: ANN001 - a gunicorn worker
     skips it."""
     import threading
 
+    from mapserver.serving import render_slot
+
     if os.environ.get("MAPSERVER_WARM_WORKERS", "on").strip().lower() in ("off", "0", "false",
                                                                          "no"):
         return
@@ -212,7 +214,8 @@ def warm_worker(worker) -> None:  # noqa: ANN001 - a gunicorn worker
     pool = getattr(worker, "tpool", None)
     threads = max(1, int(getattr(worker.cfg, "threads", 1) or 1))
     if pool is None or threads == 1:
-        _draw_services(catalog)
+        with render_slot():
+            _draw_services(catalog)
         return
     # every task waits for the others, so each runs on a thread of its own (the pool starts a
     # new thread for a task while none is idle)
@@ -223,7 +226,11 @@ def warm_worker(worker) -> None:  # noqa: ANN001 - a gunicorn worker
             barrier.wait()
         except threading.BrokenBarrierError:
             pass
-        _draw_services(catalog)
+        # one at a time, as requests draw: GDAL dataset handles are per process and not safe
+        # to read from two threads at once (concurrent warm-up draws could leave a worker
+        # serving wrong raster pixels); each thread still builds its own PROJ objects
+        with render_slot():
+            _draw_services(catalog)
 
     for future in [pool.submit(task) for _ in range(threads)]:
         try:

@@ -150,3 +150,38 @@ def test_gunicorn_serves_the_same_bytes_as_the_app_in_process(tmp_path: Path, cl
                 assert body == expected
     finally:
         stop(proc)
+
+
+def test_worker_warm_up_draws_one_thread_at_a_time(monkeypatch) -> None:
+    """``warm_worker`` draws in each of a gthread worker's request threads, but never two at
+    once: GDAL dataset handles are per process and not safe to read from two threads at the
+    same time (concurrent warm-up reads left a worker serving wrong raster pixels)."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+    from types import SimpleNamespace
+
+    from mapserver import warmup
+
+    active, most, threads_seen = [0], [0], set()
+    guard = threading.Lock()
+
+    def draw(_catalog) -> None:  # noqa: ANN001
+        with guard:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+            threads_seen.add(threading.get_ident())
+        time.sleep(0.05)  # long enough for an overlap to show
+        with guard:
+            active[0] -= 1
+
+    monkeypatch.setattr(warmup, "_draw_all", draw)
+    monkeypatch.setattr(warmup, "_keep_tile_figures", lambda: None)
+    monkeypatch.setenv("MAPSERVER_WARM_WORKERS", "on")
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        worker = SimpleNamespace(
+            wsgi=SimpleNamespace(extensions={"mapserver": SimpleNamespace(catalog=object())}),
+            tpool=pool, cfg=SimpleNamespace(threads=4))
+        warmup.warm_worker(worker)
+    assert len(threads_seen) == 4  # every request thread drew
+    assert most[0] == 1  # one at a time
