@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     install_observe(app, settings)
     install_reload(app, settings)
-    warm(catalog)
+    warm(catalog, settings.data_dir)
     app.wsgi_app = wrap_wsgi(app.wsgi_app, settings)
 
     @app.route("/")

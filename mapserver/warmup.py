@@ -40,6 +40,7 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 
 from mapserver.catalog.model import Catalog
 
@@ -60,7 +61,7 @@ _TOP_PAD = 16 * 1024 * 1024
 _done: set[str] = set()
 
 
-def warm(catalog: Catalog) -> None:
+def warm(catalog: Catalog, data_dir: Path | None = None) -> None:
     """Prepare this process (the gunicorn master, or any process that builds the app) for
     serving ``catalog``. Idempotent per process; never raises (a failed warm-up only costs
     the first requests some time)."""
@@ -72,12 +73,26 @@ def warm(catalog: Catalog) -> None:
             step()
         except Exception:  # noqa: BLE001 - warm-up is an optimisation, never a failure
             log.warning("warm-up step %s failed", step.__name__, exc_info=True)
-    try:
-        project_tables(catalog)
-    except Exception:  # noqa: BLE001
-        log.warning("warm-up step project_tables failed", exc_info=True)
+    for name, run in (("project_tables", lambda: project_tables(catalog)),
+                      ("digest_tiled_services", lambda: digest_tiled_services(catalog, data_dir))):
+        try:
+            run()
+        except Exception:  # noqa: BLE001
+            log.warning("warm-up step %s failed", name, exc_info=True)
     if in_gunicorn_master():
         freeze_heap()
+
+
+def digest_tiled_services(catalog: Catalog, data_dir: Path | None) -> None:
+    """The tile cache key digest of every cached service (it hashes the data files: up to
+    64 MB each), so no worker's first tile request pays for it."""
+    from mapserver.maps.service_digest import service_digest
+
+    if catalog is None:
+        return
+    for service in catalog.services.values():
+        if service.tiling is not None:
+            service_digest(service, data_dir)
 
 
 def project_tables(catalog: Catalog) -> None:

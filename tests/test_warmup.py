@@ -185,3 +185,44 @@ def test_worker_warm_up_draws_one_thread_at_a_time(monkeypatch) -> None:
         warmup.warm_worker(worker)
     assert len(threads_seen) == 4  # every request thread drew
     assert most[0] == 1  # one at a time
+
+
+def test_requests_for_many_other_srs_do_not_evict_the_warmed_rings() -> None:
+    """A stream of requests in odd map SRs (each twice, so each builds its rings) fills the
+    kept sets; the sets warm() built for the common views stay, so ordinary requests keep the
+    fast route."""
+    import numpy as np
+    import shapely
+
+    from mapserver.geo import project
+    from mapserver.geo.sr import from_wkid
+
+    geometry = np.array([shapely.box(i, 0, i + 1, 1) for i in range(5)], dtype=object)
+    wgs84, mercator = from_wkid(4326), from_wkid(3857)
+    warmed = project.projected_rings(geometry, wgs84, mercator, True, build=True)
+    assert warmed is not None
+    for zone in range(1, project.RINGS_KEPT + 10):  # UTM zones north, then south
+        odd = from_wkid(32600 + zone if zone <= 60 else 32700 + zone - 60)
+        project.projected_rings(geometry, wgs84, odd, True)
+        project.projected_rings(geometry, wgs84, odd, True)
+    assert len(project._rings) <= project.RINGS_KEPT
+    assert project.projected_rings(geometry, wgs84, mercator, True) is warmed
+
+
+def test_tile_cache_digests_are_computed_before_fork() -> None:
+    """create_app's warm() digests every cached service (hashing its data files), so a
+    worker's first tile request does not."""
+    from mapserver.app import create_app
+    from mapserver.maps import service_digest
+    from mapserver.settings import Settings
+
+    app = create_app(Settings())
+    tiled = [s for s in app.extensions["mapserver"].catalog.services.values()
+             if s.tiling is not None]
+    assert tiled
+    with service_digest._memo_lock:
+        memo = dict(service_digest._memo)
+    for service in tiled:
+        assert memo.get(id(service), (None,))[0] is service
+        assert memo[id(service)][1] == service_digest.compute_digest(
+            service, Settings().data_dir)

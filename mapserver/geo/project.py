@@ -447,6 +447,7 @@ class ProjectedRings:
 
 MOVETO, LINETO, CLOSEPOLY = 1, 2, 79  # matplotlib.path.Path codes (no matplotlib import here)
 _rings: dict[tuple[int, str, str, bool], tuple[weakref.ref, ProjectedRings | None]] = {}
+_pinned: set[tuple[int, str, str, bool]] = set()  # built by warm(): never evicted by requests
 _seen: dict[tuple[int, str, str, bool], weakref.ref] = {}
 _rings_lock = threading.Lock()
 RINGS_KEPT = 64
@@ -474,9 +475,15 @@ def projected_rings(geometry: np.ndarray, src: SpatialRef, dst: SpatialRef,
         built = _build_rings(geometry, src, dst, closed)
         for k in [k for k, (ref, _) in _rings.items() if ref() is None]:
             del _rings[k]
-        while len(_rings) >= RINGS_KEPT:
-            del _rings[next(iter(_rings))]
+            _pinned.discard(k)
+        # requests for many other SRs evict each other, never the master's own (warm()) sets:
+        # a stream of odd imageSRs cannot push the common views off the fast route
+        evictable = [k for k in _rings if k not in _pinned]
+        while evictable and len(_rings) >= RINGS_KEPT:
+            del _rings[evictable.pop(0)]
         _rings[key] = (weakref.ref(geometry), built)
+        if build:
+            _pinned.add(key)
         return built
 
 

@@ -101,6 +101,8 @@ class ObservedApp:
                 counters.count_request(route, status, seconds)
                 if error is not None:
                     counters.count_error(route, error)
+            if not access_log.isEnabledFor(logging.INFO):
+                return  # no access line wanted: nothing more to build
             method = environ.get("REQUEST_METHOD", "")
             fields: dict[str, Any] = {
                 "method": method, "path": path,
@@ -112,9 +114,8 @@ class ObservedApp:
             }
             if error is not None:
                 fields["arcgis_error"] = error
-            if access_log.isEnabledFor(logging.INFO):
-                access_log.info("%s %s %s %dB %.1fms", method, path, status, fields["bytes"],
-                                fields["duration_ms"], extra=fields)
+            access_log.info("%s %s %s %dB %.1fms", method, path, status, fields["bytes"],
+                            fields["duration_ms"], extra=fields)
         except Exception:  # noqa: BLE001 - measuring must never break an answer
             logging.getLogger(__name__).exception("access measurement failed")
 
