@@ -478,9 +478,12 @@ def projected_rings(geometry: np.ndarray, src: SpatialRef, dst: SpatialRef,
             _pinned.discard(k)
         # requests for many other SRs evict each other, never the master's own (warm()) sets:
         # a stream of odd imageSRs cannot push the common views off the fast route
-        evictable = [k for k in _rings if k not in _pinned]
-        while evictable and len(_rings) >= RINGS_KEPT:
-            del _rings[evictable.pop(0)]
+        # (pinned sets go only when nothing else is left: the cap holds either way)
+        order = [k for k in _rings if k not in _pinned] + [k for k in _rings if k in _pinned]
+        while len(_rings) >= RINGS_KEPT:
+            gone = order.pop(0)
+            del _rings[gone]
+            _pinned.discard(gone)
         _rings[key] = (weakref.ref(geometry), built)
         if build:
             _pinned.add(key)
