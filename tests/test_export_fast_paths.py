@@ -54,6 +54,9 @@ def _warped(path: str, grid: Grid, level: int | None) -> np.ndarray:
     ((500100.0, 8999500.0, 500400.0, 8999800.0), 97),   # zoomed in, odd size, inside
     ((499800.0, 8999300.0, 500900.0, 9000400.0), 50),   # zoomed out past every edge
     ((500003.0, 8999403.0, 500323.0, 8999723.0), 128),  # half-pixel magnification, offset
+    ((500070.0, 8999500.0, 500390.0, 8999820.0), 32),   # one to one, whole pixels inside
+    ((499900.0, 8999800.0, 500220.0, 9000120.0), 32),   # one to one across the top-left edge
+    ((500480.0, 8999200.0, 500800.0, 8999520.0), 32),   # one to one across the bottom right
 ])
 def test_same_crs_gather_matches_gdal_warper(rgb_utm_with_overviews, bbox, size):
     path, _ = rgb_utm_with_overviews
@@ -71,6 +74,16 @@ def test_gather_keeps_requested_band_order(rgb_utm_with_overviews):
     out, valid = RasterSource.open(path).read(grid, (3, 2, 1))
     assert valid.all()
     assert np.array_equal(out, data[::-1])
+
+
+def test_one_to_one_window_read_straight_into_another_dtype(rgb_utm_with_overviews):
+    """The window read straight into the answer (grid pixels = raster pixels) only when the
+    dtypes agree; asked for float32, the same values come back as float32."""
+    path, data = rgb_utm_with_overviews
+    grid = Grid.from_bbox((500100.0, 8999460.0, 500420.0, 8999780.0), 32, 32, from_wkid(31985))
+    out, valid = RasterSource.open(path).read(grid, (2, 1), out_dtype="float32")
+    assert out.dtype == np.float32 and valid.all()
+    assert np.array_equal(out, data[[1, 0], 22:54, 10:42].astype(np.float32))
 
 
 def test_view_at_exactly_an_overview_resolution_uses_that_overview():
@@ -120,6 +133,48 @@ def test_png_writer_round_trips_pixels_and_dpi(channels, mode):
     assert im.mode == mode and im.size == (53, 37)
     assert round(im.info["dpi"][0]) == 96
     assert np.array_equal(np.asarray(im), px)
+
+
+def _photo_and_flat(size: int = 160) -> tuple[np.ndarray, np.ndarray]:
+    """Imagery-like noise, and a flat map: two fills, a transparent margin and a 1 px line."""
+    photo = np.random.default_rng(3).integers(0, 256, (size, size, 4), dtype=np.uint8)
+    photo[..., 3] = 255
+    flat = np.zeros((size, size, 4), dtype=np.uint8)
+    flat[20:100, 10:150] = (240, 235, 220, 255)
+    flat[100:150, 30:90] = (200, 30, 30, 255)
+    flat[60, :] = (128, 128, 128, 255)
+    return photo, flat
+
+
+@pytest.mark.parametrize("level", [0, 1, 2, 6, 9])
+def test_png_deflater_choice_is_lossless_at_every_level(level):
+    """Imagery goes to libdeflate, maps with runs to zlib-ng (encode/image.deflated): both
+    decode to the very pixels, with the same header and dpi."""
+    for px in _photo_and_flat():
+        im = Image.open(io.BytesIO(png_bytes(px, level, 96)))
+        assert im.mode == "RGBA" and round(im.info["dpi"][0]) == 96
+        assert np.array_equal(np.asarray(im), px)
+
+
+def test_png_deflater_is_libdeflate_for_imagery_and_zlib_ng_for_runs(monkeypatch):
+    import deflate
+
+    from mapserver.encode import image
+
+    photo, flat = _photo_and_flat()
+    used = []
+    real = deflate.zlib_compress
+    monkeypatch.setattr(image.deflate, "zlib_compress",
+                        lambda data, level: used.append(("libdeflate", level)) or real(data,
+                                                                                       level))
+    png_bytes(photo, 2, 96)
+    png_bytes(flat, 2, 96)
+    png_bytes(photo, 6, 96)
+    assert used == [("libdeflate", 1), ("libdeflate", 5)]  # the flat map took zlib-ng
+    # and the imagery is no bigger than zlib-ng's at the asked level
+    from zlib_ng import zlib_ng
+    raw = np.concatenate([np.zeros((160, 1), np.uint8), photo.reshape(160, -1)], axis=1)
+    assert len(png_bytes(photo, 2, 96)) <= len(zlib_ng.compress(raw.tobytes(), 2)) + 64
 
 
 def test_png24_opaque_is_rgb_and_png32_keeps_alpha():

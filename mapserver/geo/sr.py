@@ -44,7 +44,12 @@ class SpatialRef:
 
     @property
     def meters_per_unit(self) -> float:
-        return _meters_per_unit(self.key, self.crs)
+        mpu = _METERS_PER_UNIT.get(self.key)
+        if mpu is None:  # keyed by ``key``: hashing a pyproj CRS writes its WKT (0.1 ms)
+            if len(_METERS_PER_UNIT) >= 512:  # client WKTs are keys too: stay bounded
+                _METERS_PER_UNIT.clear()
+            mpu = _METERS_PER_UNIT[self.key] = _meters_per_unit(self.crs)
+        return mpu
 
     @property
     def units(self) -> str:
@@ -67,8 +72,10 @@ class SpatialRef:
         return self.key
 
 
-@lru_cache(maxsize=256)
-def _meters_per_unit(key: str, crs: pyproj.CRS) -> float:
+_METERS_PER_UNIT: dict[str, float] = {}  # per SR key
+
+
+def _meters_per_unit(crs: pyproj.CRS) -> float:
     if crs.is_geographic:
         return METERS_PER_DEGREE
     try:

@@ -161,18 +161,29 @@ def _read_gather(ds: rasterio.DatasetReader, grid: Grid, bands: tuple[int, ...],
     eps = 1e-9  # GDAL's RasterIO nudges exact pixel-edge hits the same way
     cols = np.floor((g.c + (np.arange(w) + 0.5) * g.a - t.c) / t.a + eps).astype(np.int64)
     rows = np.floor((g.f + (np.arange(h) + 0.5) * g.e - t.f) / t.e + eps).astype(np.int64)
-    data = np.zeros((len(bands), h, w), dtype=dtype)
-    valid = np.zeros((h, w), dtype=bool)
     ci = np.flatnonzero((cols >= 0) & (cols < ds.width))
     ri = np.flatnonzero((rows >= 0) & (rows < ds.height))
     if len(ci) == 0 or len(ri) == 0:
-        return data, valid
+        return np.zeros((len(bands), h, w), dtype=dtype), np.zeros((h, w), dtype=bool)
     i0, i1, j0, j1 = int(ci[0]), int(ci[-1]) + 1, int(ri[0]), int(ri[-1]) + 1
     c0, r0 = int(cols[i0]), int(rows[j0])
     window = Window(c0, r0, int(cols[i1 - 1]) + 1 - c0, int(rows[j1 - 1]) + 1 - r0)
-    block = ds.read(list(bands), window=window)
     sub_r, sub_c = rows[j0:j1] - r0, cols[i0:i1] - c0
-    for k in range(len(bands)):
-        data[k, j0:j1, i0:i1] = block[k].take(sub_r, axis=0).take(sub_c, axis=1)
+    # the grid's pixels are the raster's (same size, whole-pixel offset, as for a tile or a
+    # view aligned with the raster): the window is the answer, no gather (1 ms at 512x512)
+    one_to_one = bool((np.diff(sub_r) == 1).all() and (np.diff(sub_c) == 1).all())
+    whole = i0 == 0 and j0 == 0 and i1 == w and j1 == h
+    if one_to_one and whole and ds.dtypes[0] == np.dtype(dtype):
+        data = np.empty((len(bands), h, w), dtype=dtype)
+        ds.read(list(bands), window=window, out=data)  # straight into the answer
+        return data, np.ones((h, w), dtype=bool)
+    data = np.zeros((len(bands), h, w), dtype=dtype)
+    valid = np.zeros((h, w), dtype=bool)
+    block = ds.read(list(bands), window=window)
+    if one_to_one:
+        data[:, j0:j1, i0:i1] = block
+    else:
+        for k in range(len(bands)):
+            data[k, j0:j1, i0:i1] = block[k].take(sub_r, axis=0).take(sub_c, axis=1)
     valid[j0:j1, i0:i1] = True
     return data, valid
