@@ -147,7 +147,13 @@ def deflated(raw: np.ndarray, pixels: np.ndarray, level: int) -> bytes:
     if level <= 0 or raw.size < 4096:
         return zlib_ng.compress(raw.data, level)
     rows = pixels[::16]
-    equal = (rows[:, 1:] == rows[:, :-1]).all(axis=2)  # whole pixels, alpha included
+    if rows.shape[2] == 4 and pixels.flags.c_contiguous:  # whole pixels as one word each
+        words = rows.view(np.uint32)[..., 0]
+        equal = words[:, 1:] == words[:, :-1]
+    else:  # numpy's all() over a last axis of 3 costs ten times the comparisons
+        equal = rows[:, 1:, 0] == rows[:, :-1, 0]
+        for k in range(1, rows.shape[2]):
+            equal &= rows[:, 1:, k] == rows[:, :-1, k]
     same = np.count_nonzero(equal) / max(1, equal.size)
     if same < PHOTO_RUNS:
         return deflate.zlib_compress(raw.data, max(1, min(12, level - 1)))
