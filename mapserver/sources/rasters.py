@@ -103,10 +103,13 @@ class RasterSource:
         """The coarsest overview still at least as fine as the grid (None: full resolution)."""
         if not self.overview_factors:
             return None
-        fp = grid.footprint(self.sr)
-        if fp is None or fp.is_empty:
-            return None
-        xmin, ymin, xmax, ymax = fp.bounds
+        if grid.sr == self.sr:  # the grid's own bounds (no outline polygon to build)
+            xmin, ymin, xmax, ymax = grid.bounds
+        else:
+            fp = grid.footprint(self.sr)
+            if fp is None or fp.is_empty:
+                return None
+            xmin, ymin, xmax, ymax = fp.bounds
         # source pixels the grid spans along its width, per output pixel
         ratio = min((xmax - xmin) / grid.width, (ymax - ymin) / grid.height) / self.resolution
         level = None
