@@ -226,6 +226,10 @@ def warm_worker(worker) -> None:  # noqa: ANN001 - a gunicorn worker
         catalog = worker.wsgi.extensions["mapserver"].catalog
     except (AttributeError, KeyError):
         return
+    try:
+        _open_rasters(catalog)
+    except Exception:  # noqa: BLE001 - warm-up only saves time
+        log.warning("worker warm-up could not open the rasters", exc_info=True)
     pool = getattr(worker, "tpool", None)
     threads = max(1, int(getattr(worker.cfg, "threads", 1) or 1))
     if pool is None or threads == 1:
@@ -253,6 +257,27 @@ def warm_worker(worker) -> None:  # noqa: ANN001 - a gunicorn worker
         except Exception:  # noqa: BLE001
             log.warning("worker warm-up failed", exc_info=True)
     _keep_tile_figures()
+
+
+def _open_rasters(catalog: Catalog) -> None:
+    """Every raster's dataset handles in this process (full resolution and each overview
+    level: a request opens the level that fits its grid). Within ``WARM_SECONDS``; what is
+    left opens on first use. The source blocks themselves are decoded by the first request
+    that reads them (GDAL's block cache is per process and cannot come from the master)."""
+    deadline = time.monotonic() + WARM_SECONDS
+    seen: set[str] = set()
+    for service in catalog.services.values():
+        for layer in service.layers:
+            src = layer.raster
+            if src is None or src.path in seen:
+                continue
+            if time.monotonic() > deadline:
+                return
+            seen.add(src.path)
+            try:
+                src.open_handles()
+            except Exception:  # noqa: BLE001 - a raster that cannot open fails its requests
+                log.info("raster %s not opened at warm-up", src.path, exc_info=True)
 
 
 def _keep_tile_figures() -> None:

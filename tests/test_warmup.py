@@ -187,6 +187,26 @@ def test_worker_warm_up_draws_one_thread_at_a_time(monkeypatch) -> None:
     assert most[0] == 1  # one at a time
 
 
+def test_worker_warm_up_opens_every_raster_at_every_overview_level() -> None:
+    """A request opens the dataset level that fits its grid; each worker opens them all at
+    boot, so no first request pays for an open (~40 ms for a large COG's first)."""
+    out = run_py(APP + """
+from mapserver import warmup
+from mapserver.sources import rasters
+rasters._handles.clear()
+warmup._open_rasters(app.extensions["mapserver"].catalog)
+want = set()
+for s in app.extensions["mapserver"].catalog.services.values():
+    for layer in s.layers:
+        if layer.raster is not None:
+            src = layer.raster
+            want |= {(src.path, lv) for lv in (None, *range(len(src.overview_factors)))}
+print(json.dumps({"want": sorted(map(str, want)), "have": sorted(map(str, rasters._handles))}))
+""")
+    assert out["want"] == out["have"]
+    assert any("L7_ETMs.tif', 3)" in h for h in out["have"])  # Olinda's 16x overview
+
+
 def test_requests_for_many_other_srs_do_not_evict_the_warmed_rings() -> None:
     """A stream of requests in odd map SRs (each twice, so each builds its rings) fills the
     kept sets; the sets warm() built for the common views stay, so ordinary requests keep the

@@ -94,6 +94,13 @@ class RasterSource:
                        all_valid=ds.nodata is None and all(
                            flags == [MaskFlags.all_valid] for flags in ds.mask_flag_enums))
 
+    def open_handles(self) -> None:
+        """Open this process's dataset handles, full resolution and every overview level, so
+        that no request pays for it (the first open of a large COG reads its directory of
+        tiles: ~40 ms for the bench's 8192² one, ~3 ms per overview level after it)."""
+        for level in (None, *range(len(self.overview_factors))):
+            _open(self.path, level)
+
     @property
     def resolution(self) -> float:
         a, b, _c, d, e, _f = self.transform
