@@ -339,9 +339,12 @@ def _draw_all(catalog: Catalog) -> None:
                     src = layer.raster
                     if src is None:
                         continue
-                    x0, y0, x1, y1 = src.bounds
-                    cx, cy, dx, dy = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 16, (y1 - y0) / 16
-                    rbox = project_bounds((cx - dx, cy - dy, cx + dx, cy + dy), src.sr, sr)
+                    # (names of its own: the service's centre above is needed for the next SR)
+                    rx0, ry0, rx1, ry1 = src.bounds
+                    rcx, rcy = (rx0 + rx1) / 2, (ry0 + ry1) / 2
+                    rdx, rdy = (rx1 - rx0) / 16, (ry1 - ry0) / 16
+                    rbox = project_bounds((rcx - rdx, rcy - rdy, rcx + rdx, rcy + rdy),
+                                          src.sr, sr)
                     if rbox is not None:
                         render_raster(layer, Grid.from_bbox(rbox, WARM_SIZE, WARM_SIZE, sr))
         except Exception:  # noqa: BLE001 - a service that cannot be drawn small is skipped

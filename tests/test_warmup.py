@@ -207,6 +207,34 @@ print(json.dumps({"want": sorted(map(str, want)), "have": sorted(map(str, raster
     assert any("L7_ETMs.tif', 3)" in h for h in out["have"])  # Olinda's 16x overview
 
 
+def test_worker_warm_up_draws_every_raster_in_the_service_sr_and_web_mercator(
+        client, monkeypatch) -> None:
+    """Each raster is drawn where it has data in both SRs, so the first request in either
+    finds its transformations built (a variable clash once sent every SR after the first to
+    the wrong place: the first Web Mercator request of Olinda paid ~60 ms)."""
+    from mapserver import warmup
+    from mapserver.render import raster as raster_mod
+
+    catalog = client.application.extensions["mapserver"].catalog
+    drawn = []
+    real = raster_mod.render_raster
+
+    def spy(layer, grid, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        out = real(layer, grid, *args, **kwargs)
+        if out is not None and out[..., 3].any():
+            drawn.append((layer.raster.path, grid.sr.key))
+        return out
+
+    monkeypatch.setattr(raster_mod, "render_raster", spy)
+    monkeypatch.setattr(warmup, "WARM_SECONDS", 60.0)
+    warmup._draw_all(catalog)
+    for service in catalog.services.values():
+        for layer in service.layers:
+            if layer.raster is not None:
+                for key in {service.sr.key, "EPSG:3857"}:
+                    assert (layer.raster.path, key) in drawn, (service.name, layer.id, key)
+
+
 def test_requests_for_many_other_srs_do_not_evict_the_warmed_rings() -> None:
     """A stream of requests in odd map SRs (each twice, so each builds its rings) fills the
     kept sets; the sets warm() built for the common views stay, so ordinary requests keep the
