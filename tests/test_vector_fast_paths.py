@@ -293,3 +293,37 @@ def test_first_and_later_exports_are_the_same_bytes(client, query: dict) -> None
     bodies = [client.get(EXPORT, query_string=params).data for _ in range(3)]
     assert decode(bodies[0])[..., 3].any()
     assert bodies[0] == bodies[1] == bodies[2]
+
+
+VIEWS = [  # (size, dpi, extra): world maps with labels, odd sizes, a high dpi, a rotation
+    ("800,400", "96", {}), ("256,256", "96", {}), ("333,217", "96", {}),
+    ("600,300", "192", {}), ("500,500", "96", {"rotation": "30"}),
+]
+
+
+def test_a_kept_figure_resized_draws_what_a_new_figure_draws(client) -> None:
+    """A request of a size the pool does not hold takes a kept figure of another size and
+    resizes it (``compose._resize``) instead of building one: every view comes out the same
+    bytes drawn on a new figure and on a figure kept from each of the other views."""
+    from mapserver.render.compose import clear_scratch
+
+    def export(size: str, dpi: str, extra: dict) -> bytes:
+        params = {"f": "image", "format": "png32", "transparent": "true", "bbox": "-180,-90,180,90",
+                  "size": size, "dpi": dpi, "layers": "show:0,1", **extra}
+        resp = client.get(EXPORT, query_string=params)
+        assert resp.status_code == 200 and resp.mimetype == "image/png"
+        return resp.data
+
+    fresh = {}
+    for view in VIEWS:
+        clear_scratch()  # a new figure for this view
+        fresh[view[:2]] = export(*view)
+    assert decode(fresh[("800,400", "96")])[..., 3].any()
+    for before in VIEWS:
+        for view in VIEWS:
+            if view is before:
+                continue
+            clear_scratch()
+            export(*before)  # the pool now holds only a figure of the other size
+            assert export(*view) == fresh[view[:2]], (before[:2], view[:2])
+    clear_scratch()
