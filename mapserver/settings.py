@@ -7,7 +7,7 @@
 | MAPSERVER_OUTPUT | ``<tmp>/mapserver-output`` | export images behind ``f=json`` hrefs (a folder
   or ``s3://bucket/prefix``, shared by every host) |
 | MAPSERVER_OUTPUT_MAX_AGE | ``900`` | seconds an export image is kept (at least) |
-| MAPSERVER_PNG_COMPRESSION | ``2`` | zlib level for PNG output (0-9): CPU versus bytes |
+| MAPSERVER_PNG_COMPRESSION | ``2`` | deflate level for PNG output (0-9): CPU versus bytes |
 | MAPSERVER_TILE_CACHE | ``<tmp>/mapserver-tiles`` | rendered tiles of cached services (a folder
   or ``s3://bucket/prefix``) |
 | MAPSERVER_MAX_* and friends | see ``mapserver/limits.py`` | request limits (README "Settings") |
