@@ -208,6 +208,16 @@ class Ours:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        # gunicorn logs at warning level and up: anything there (a worker that died, a
+        # traceback) is shown before the folder goes (a run once stopped on a connection reset
+        # with nothing left to tell which process reset it)
+        try:
+            text = (self.tmp / "gunicorn.log").read_text(errors="replace").strip()
+        except OSError:
+            text = ""
+        if text:
+            print(f"our gunicorn logged (last 3000 characters):\n{text[-3000:]}",
+                  file=sys.stderr)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
