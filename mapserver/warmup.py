@@ -88,8 +88,6 @@ def digest_tiled_services(catalog: Catalog, data_dir: Path | None) -> None:
     64 MB each), so no worker's first tile request pays for it."""
     from mapserver.maps.service_digest import service_digest
 
-    if catalog is None:
-        return
     for service in catalog.services.values():
         if service.tiling is not None:
             service_digest(service, data_dir)
@@ -281,13 +279,16 @@ def _open_rasters(catalog: Catalog) -> None:
 
 
 def _keep_tile_figures() -> None:
-    """The figure pool (render/compose.py) starts with the two tile sizes (256² and 512² at
-    96 dpi); other sizes are built by the first request that asks for them."""
+    """Fill the figure pool (render/compose.py): the two tile sizes (256² and 512² at 96 dpi)
+    and, up to ``SCRATCH_SIZES``, small spare figures. Once the pool is full, a request of
+    another size resizes the least recently used figure (~2 ms) instead of building one
+    (~16 ms): the spares go first, the tile sizes stay."""
     from mapserver.geo.grid import Grid
     from mapserver.geo.sr import from_wkid
-    from mapserver.render.compose import scratch_axes
+    from mapserver.render.compose import SCRATCH_SIZES, scratch_axes
 
-    for size in (512, WARM_SIZE):
+    spares = [64 * (k + 1) for k in range(max(0, SCRATCH_SIZES - 2))]
+    for size in (*spares, 512, WARM_SIZE):  # the last one drawn is the last one taken
         try:
             with scratch_axes(Grid.from_bbox((0, 0, 1, 1), size, size, from_wkid(4326))) as (
                     _ax, render):

@@ -136,8 +136,12 @@ def test_png_writer_round_trips_pixels_and_dpi(channels, mode):
 
 
 def _photo_and_flat(size: int = 160) -> tuple[np.ndarray, np.ndarray]:
-    """Imagery-like noise, and a flat map: two fills, a transparent margin and a 1 px line."""
-    photo = np.random.default_rng(3).integers(0, 256, (size, size, 4), dtype=np.uint8)
+    """Imagery (smooth gradients plus sensor noise: compressible, yet few pixels equal their
+    neighbour), and a flat map: two fills, a transparent margin and a 1 px line."""
+    y, x = np.mgrid[0:size, 0:size]
+    noise = np.random.default_rng(3).integers(0, 12, (size, size, 3))
+    photo = np.empty((size, size, 4), dtype=np.uint8)
+    photo[..., :3] = (np.stack([x, y, (x + y) // 2], axis=-1) + noise).clip(0, 255)
     photo[..., 3] = 255
     flat = np.zeros((size, size, 4), dtype=np.uint8)
     flat[20:100, 10:150] = (240, 235, 220, 255)
@@ -171,10 +175,12 @@ def test_png_deflater_is_libdeflate_for_imagery_and_zlib_ng_for_runs(monkeypatch
     png_bytes(flat, 2, 96)
     png_bytes(photo, 6, 96)
     assert used == [("libdeflate", 1), ("libdeflate", 5)]  # the flat map took zlib-ng
-    # and the imagery is no bigger than zlib-ng's at the asked level
+    # and the imagery about as small as zlib-ng's at the asked level (bench images: within
+    # 1 %; this synthetic one: 2.8 % bigger), and really compressed
     from zlib_ng import zlib_ng
     raw = np.concatenate([np.zeros((160, 1), np.uint8), photo.reshape(160, -1)], axis=1)
-    assert len(png_bytes(photo, 2, 96)) <= len(zlib_ng.compress(raw.tobytes(), 2)) + 64
+    ours, zlib_ng_alone = len(png_bytes(photo, 2, 96)), len(zlib_ng.compress(raw.tobytes(), 2))
+    assert ours <= 1.05 * zlib_ng_alone and ours < 0.8 * raw.size
 
 
 def test_png24_opaque_is_rgb_and_png32_keeps_alpha():

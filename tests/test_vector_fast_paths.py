@@ -243,6 +243,28 @@ def test_marker_collection_equals_scatter_with_visual_variables() -> None:
     assert np.array_equal(a, b)
 
 
+def test_a_pool_with_room_keeps_each_size_and_a_full_one_resizes_its_oldest(monkeypatch) -> None:
+    """While the pool has room a new size gets a figure of its own (a steady mix of a few
+    sizes never resizes); once full, a new size takes the least recently used figure."""
+    from mapserver.render import compose
+
+    monkeypatch.setattr(compose, "SCRATCH_SIZES", 2)
+    compose.clear_scratch()
+    grids = [Grid.from_bbox((0, 0, 10, 10), n, n, WGS84) for n in (16, 24, 40)]
+    figures = []
+    for grid in grids[:2]:
+        with compose.scratch_axes(grid) as (ax, render):
+            render()
+            figures.append(ax.figure)
+    with compose.scratch_axes(grids[0]) as (ax, render):  # 16 is now the most recent
+        assert ax.figure is figures[0]
+    with compose.scratch_axes(grids[2]) as (ax, render):
+        assert ax.figure is figures[1]  # the oldest, 24², resized to 40²
+        assert render().shape == (40, 40, 4)
+    assert sorted(compose._scratch) == [(16, 16, 96.0), (40, 40, 96.0)]
+    compose.clear_scratch()
+
+
 def test_scratch_figures_are_shared_by_threads_but_never_by_two_passes() -> None:
     """The kept figures are one pool per process: a figure is out of the pool while a pass
     uses it (a nested pass of the same size gets another), another thread reuses a kept one,
@@ -301,11 +323,14 @@ VIEWS = [  # (size, dpi, extra): world maps with labels, odd sizes, a high dpi, 
 ]
 
 
-def test_a_kept_figure_resized_draws_what_a_new_figure_draws(client) -> None:
-    """A request of a size the pool does not hold takes a kept figure of another size and
+def test_a_kept_figure_resized_draws_what_a_new_figure_draws(client, monkeypatch) -> None:
+    """A request of a size a full pool does not hold takes a kept figure of another size and
     resizes it (``compose._resize``) instead of building one: every view comes out the same
     bytes drawn on a new figure and on a figure kept from each of the other views."""
+    from mapserver.render import compose
     from mapserver.render.compose import clear_scratch
+
+    monkeypatch.setattr(compose, "SCRATCH_SIZES", 1)  # one kept figure: full at once
 
     def export(size: str, dpi: str, extra: dict) -> bytes:
         params = {"f": "image", "format": "png32", "transparent": "true", "bbox": "-180,-90,180,90",
@@ -325,5 +350,7 @@ def test_a_kept_figure_resized_draws_what_a_new_figure_draws(client) -> None:
                 continue
             clear_scratch()
             export(*before)  # the pool now holds only a figure of the other size
+            kept = next(iter(compose._scratch.values()))
             assert export(*view) == fresh[view[:2]], (before[:2], view[:2])
+            assert next(iter(compose._scratch.values())) is kept  # resized, not rebuilt
     clear_scratch()

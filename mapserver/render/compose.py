@@ -73,8 +73,9 @@ def agg_rgba(fig: Figure, grid: Grid) -> np.ndarray:
 # Figures kept between requests, one pool per process, keyed by (width, height, dpi). Building a
 # Figure with its Axes and an Agg renderer costs ~15 ms, more than drawing a world of country
 # polygons; a kept
-# figure is cleared of its artists after each pass and redrawn for the next request; a request
-# of a size the pool does not hold resizes the least recently used kept figure. Bounded:
+# figure is cleared of its artists after each pass and redrawn for the next request; once the
+# pool is full (workers fill it at boot), a request of a size it does not hold resizes the
+# least recently used kept figure. Bounded:
 # a few sizes, each at most SCRATCH_MAX_PIXELS (its Agg buffer stays allocated).
 # Isolation: a kept figure goes back into the cache only after a pass that ended normally and
 # left it empty; a pass that raised (Agg overflow, a timeout, anything) throws the figure away,
@@ -100,7 +101,9 @@ def scratch_axes(grid: Grid) -> Iterator[tuple[Axes, Callable[[], np.ndarray]]]:
     key = (grid.width, grid.height, grid.dpi)
     with _scratch_lock:
         entry = _scratch.pop(key, None)
-        if entry is None and _scratch:  # another size: the least recently used one, resized
+        if entry is None and len(_scratch) >= SCRATCH_SIZES:
+            # a full pool and another size: its least recently used figure, resized (the pool
+            # keeps its sizes while it has room, so a steady mix of a few sizes never resizes)
             _, entry = _scratch.popitem(last=False)
             _resize(entry[1].figure, grid)
     if entry is None:
