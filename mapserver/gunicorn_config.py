@@ -27,6 +27,7 @@ responses), so they never hold a worker thread.
 import multiprocessing
 import os
 
+from mapserver import conn_shares as _shares
 from mapserver.observe import multiproc as _metrics
 
 # /metrics across workers (prometheus_client's multiprocess mode, observe/multiproc.py): the
@@ -90,8 +91,10 @@ def on_starting(server) -> None:  # noqa: ANN001 - gunicorn's hook signature
 
 
 def child_exit(server, worker) -> None:  # noqa: ANN001 - gunicorn's hook signature
-    """A dead worker's live values leave ``/metrics``; its counters stay (observe/multiproc.py)."""
+    """A dead worker's live values leave ``/metrics``; its counters stay (observe/multiproc.py).
+    Its connections no longer count on the board that spreads them (conn_shares.py)."""
     _metrics.child_exit(server, worker)
+    _shares.release(_shares.slot_of(worker.age), worker.pid)
 
 
 def on_exit(server) -> None:  # noqa: ANN001 - gunicorn's hook signature

@@ -4,10 +4,13 @@ gunicorn.conf.py; see :mod:`mapserver.serving`)."""
 
 from __future__ import annotations
 
+import time
+
 from gunicorn import util
 from gunicorn.http import message
 from gunicorn.workers.gthread import ThreadWorker as _GThreadWorker
 
+from mapserver import conn_shares
 from mapserver.serving import REQUEST_LINE_SLACK, error_json
 from mapserver.settings import Settings
 
@@ -27,7 +30,8 @@ def json_write_error(sock, status_int: int, reason: str, mesg: str) -> None:  # 
 
 class ThreadWorker(_GThreadWorker):
     """gthread, plus: request lines up to ``MAPSERVER_MAX_URL_LENGTH`` (+ method and version)
-    instead of gunicorn's hard 8190, and JSON instead of HTML for gunicorn's own errors."""
+    instead of gunicorn's hard 8190, JSON instead of HTML for gunicorn's own errors, and
+    keep-alive connections spread over the workers (:meth:`accept`)."""
 
     def init_process(self) -> None:
         limit = Settings.from_env().max_url_length + REQUEST_LINE_SLACK
@@ -40,3 +44,34 @@ class ThreadWorker(_GThreadWorker):
             self.cfg.set("limit_request_line", 0)
         util.write_error = json_write_error
         super().init_process()
+
+    def run(self) -> None:
+        self._slot = conn_shares.slot_of(self.age)
+        conn_shares.publish(self._slot, self.nr_conns)
+        super().run()
+
+    def wait_for_and_dispatch_events(self, timeout: float) -> None:
+        """gunicorn's loop step, with this worker's connection count published before and
+        after (every change to it happens on this thread, in this step or the one before)."""
+        conn_shares.publish(self._slot, self.nr_conns)
+        super().wait_for_and_dispatch_events(timeout)
+        conn_shares.publish(self._slot, self.nr_conns)
+
+    def accept(self, listener) -> None:  # noqa: ANN001 - gunicorn's signature
+        """A worker holding more connections than the least loaded one lets that one take a
+        new connection first (:func:`conn_shares.accept_delay`, at most 10 ms; then it
+        accepts anyway: gunicorn treats EAGAIN, another worker having taken it, as nothing
+        to do)."""
+        delay = conn_shares.accept_delay(self._slot, self.nr_conns)
+        if delay:
+            time.sleep(delay)
+        super().accept(listener)
+        conn_shares.publish(self._slot, self.nr_conns)
+
+    def handle_request(self, req, conn):  # noqa: ANN001, ANN201 - gunicorn's signature
+        """A worker holding more than its fair share of the workers' connections answers
+        with ``Connection: close``: the client reconnects, and the less loaded workers take
+        the new connection (:mod:`mapserver.conn_shares`)."""
+        if conn_shares.should_release(self._slot, self.nr_conns):
+            req.must_close = True
+        return super().handle_request(req, conn)

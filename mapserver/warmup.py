@@ -10,10 +10,12 @@ What is done here, and why only this:
   fresh ``mmap``s). An export allocates and frees several arrays of 1 to 16 MB; glibc served
   each from a new ``mmap`` and gave it back on free, so every request paid page faults to
   zero the same megabytes again (a third of the CPU of a 1024² three-layer export).
-  Workers then hold their high-water mark instead of returning it: flat RSS, not smaller. At
-  most :data:`_ARENA_MAX` malloc arenas: each of a gthread worker's threads would otherwise get
-  an arena of its own, each keeping its own high-water mark (renders run one at a time per
-  process anyway, ``serving.render_slot``).
+  Workers then hold their high-water mark instead of returning it: flat RSS, not smaller. One
+  malloc arena (:data:`_ARENA_MAX`): each of a gthread worker's threads would otherwise get
+  an arena of its own, each keeping its own high-water mark. Renders run one at a time per
+  process anyway (``serving.render_slot``), so they never wait for the arena's lock. Two
+  arenas held ~43 MB more per worker (309 against 265 MB over the bench's mix) at the same
+  CPU per request (``bench/load.py rss`` and ``rate``, issue 13).
 * **matplotlib's lazy state** (the Agg canvas, the font file a label uses, path and marker
   machinery) by drawing one small throwaway figure. Raster layers are not read here: GDAL
   handles and their block cache belong to the worker that opened them (sources/rasters.py
@@ -53,7 +55,7 @@ _M_TRIM_THRESHOLD = -1
 _M_TOP_PAD = -2
 _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
-_ARENA_MAX = 2
+_ARENA_MAX = 1
 _MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's largest allowed value on 64-bit
 _TRIM_THRESHOLD = 128 * 1024 * 1024
 _TOP_PAD = 16 * 1024 * 1024
