@@ -51,13 +51,14 @@ class ThreadWorker(_GThreadWorker):
         super().run()
 
     def wait_for_and_dispatch_events(self, timeout: float) -> None:
-        """gunicorn's loop step, with this worker's connection count published before and
-        after (every change to it happens on this thread, in this step or the one before)."""
+        """gunicorn's loop step (gunicorn ≥ 24), with this worker's connection count published
+        before and after. Every change to the count happens on this thread: in this step
+        (accepts, finished requests), or between steps (expired keep-alive connections)."""
         conn_shares.publish(self._slot, self.nr_conns)
         super().wait_for_and_dispatch_events(timeout)
         conn_shares.publish(self._slot, self.nr_conns)
 
-    def accept(self, listener) -> None:  # noqa: ANN001 - gunicorn's signature
+    def accept(self, *args) -> None:  # noqa: ANN002 - (listener), or (server, listener) < 24
         """A worker holding more connections than the least loaded one lets that one take a
         new connection first (:func:`conn_shares.accept_delay`, at most 10 ms; then it
         accepts anyway: gunicorn treats EAGAIN, another worker having taken it, as nothing
@@ -65,7 +66,15 @@ class ThreadWorker(_GThreadWorker):
         delay = conn_shares.accept_delay(self._slot, self.nr_conns)
         if delay:
             time.sleep(delay)
-        super().accept(listener)
+        super().accept(*args)
+        conn_shares.publish(self._slot, self.nr_conns)
+
+    def finish_request(self, *args) -> None:  # noqa: ANN002 - (conn, fs), or (fs) < 24
+        super().finish_request(*args)
+        conn_shares.publish(self._slot, self.nr_conns)
+
+    def murder_keepalived(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().murder_keepalived(*args, **kwargs)
         conn_shares.publish(self._slot, self.nr_conns)
 
     def handle_request(self, req, conn):  # noqa: ANN001, ANN201 - gunicorn's signature
