@@ -16,7 +16,10 @@ from mapserver.settings import Settings
 
 
 def json_write_error(sock, status_int: int, reason: str, mesg: str) -> None:  # noqa: ANN001
-    """gunicorn's ``util.write_error`` with the ArcGIS error body instead of an HTML page."""
+    """gunicorn's ``util.write_error`` with the ArcGIS error body instead of an HTML page. A
+    request line over the cap is 414 as in gunicorn ≥ 27; older versions send 400 for it."""
+    if status_int == 400 and (mesg or "").startswith("Request Line is too large"):
+        status_int, reason = 414, "URI Too Long"
     detail = (mesg or reason)[:300]
     if status_int == 414:
         detail = ("The request line is too long for this server. Send long parameters "
