@@ -55,11 +55,11 @@ class ThreadWorker(_GThreadWorker):
 
     def wait_for_and_dispatch_events(self, timeout: float) -> None:
         """gunicorn's loop step (gunicorn ≥ 24), with this worker's connection count published
-        before and after. Every change to the count happens on this thread: in this step
-        (accepts, finished requests), or between steps (expired keep-alive connections)."""
+        first: it catches what changed between steps without a hook of its own (connections
+        that never sent a request, closed by gunicorn ≥ 27's ``murder_pending``). Accepts,
+        finished requests and expired keep-alives publish themselves (below)."""
         conn_shares.publish(self._slot, self.nr_conns)
         super().wait_for_and_dispatch_events(timeout)
-        conn_shares.publish(self._slot, self.nr_conns)
 
     def accept(self, *args) -> None:  # noqa: ANN002 - (listener), or (server, listener) < 24
         """A worker holding more connections than the least loaded one lets that one take a
